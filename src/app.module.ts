@@ -1,0 +1,42 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import type { AuthModuleOptions } from './auth/auth-options.interface';
+import { AuthModule } from './auth/auth.module';
+import type { AppConfig } from './config/app-config';
+import { dataSourceOptions } from './config/database';
+import { HealthController } from './health/health.controller';
+
+/** Maps the validated environment to the module's options: the only place the two meet. */
+export function authOptionsFrom(config: AppConfig): AuthModuleOptions {
+  return {
+    jwtSecret: config.jwtSecret,
+    accessTokenTtlSeconds: config.accessTokenExpireMinutes * 60,
+    passwordResetTokenTtlSeconds: config.passwordResetTokenExpireMinutes * 60,
+    passwordResetUrl: config.passwordResetUrl,
+    appName: config.appName,
+    mail: { smtpUrl: config.smtpUrl, from: config.mailFrom },
+    rateLimit: {
+      perAddressPerMinute: config.rateLimitPerMinute,
+      signinMaxFailures: config.signinMaxFailures,
+      signinFailureWindowSeconds: config.signinFailureWindowMinutes * 60,
+      redisUrl: config.redisUrl,
+    },
+  };
+}
+
+/** The standalone service: the auth module on its own database, plus health checks. */
+@Module({})
+export class AppModule {
+  /** `authOverrides` exists for tests (an injected clock, a mail folder); the app passes none. */
+  static register(config: AppConfig, authOverrides: Partial<AuthModuleOptions> = {}): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        // Pending migrations run before the app listens, so a fresh machine needs no extra step.
+        TypeOrmModule.forRoot(dataSourceOptions(config.database, { migrationsRun: true })),
+        AuthModule.forRoot({ ...authOptionsFrom(config), ...authOverrides }),
+      ],
+      controllers: [HealthController],
+    };
+  }
+}

@@ -1,0 +1,62 @@
+import type { KeyObject } from 'node:crypto';
+
+/** Argon2id cost parameters. Defaults follow the OWASP Password Storage Cheat Sheet minimum. */
+export interface PasswordHashingOptions {
+  /** Memory in KiB. Default 19456 (19 MiB); values below it are refused. */
+  memoryCost?: number;
+  /** Iterations. Default 2; values below it are refused. */
+  timeCost?: number;
+  /** Lanes. Default 1. */
+  parallelism?: number;
+}
+
+/** Limits against brute force. Counters live in Redis when `redisUrl` is set, in-process otherwise. */
+export interface RateLimitOptions {
+  /** Requests a minute per client address and route. `0` turns per-address limits off. Default 60. */
+  perAddressPerMinute?: number;
+  /** Failed sign-ins per account within the window before sign-in answers 429. Default 10. */
+  signinMaxFailures?: number;
+  /** Length of the failed sign-in window, in seconds. Default 900 (15 minutes). */
+  signinFailureWindowSeconds?: number;
+  /** `redis://…` URL of a store shared by every instance. Unset: each process counts on its own. */
+  redisUrl?: string;
+}
+
+/** Where and how the module's emails go. */
+export interface MailOptions {
+  /** Sender address. Default `no-reply@localhost`. */
+  from?: string;
+  /**
+   * `smtp://user:pass@host:port` (or `smtps://`). Unset: each message is written as an `.eml` file in
+   * `outputDir`, which is what a developer wants on a laptop.
+   */
+  smtpUrl?: string;
+  /** Folder for `.eml` files when no `smtpUrl` is given. Default `./data/mail`. */
+  outputDir?: string;
+}
+
+/** Options of `AuthModule.forRoot` / `forRootAsync`. The module reads no environment variable itself. */
+export interface AuthModuleOptions {
+  /**
+   * HS256 key for access tokens, at least 32 bytes. Pass a `KeyObject` (`crypto.createSecretKey`) or a
+   * string/Buffer, which is turned into one: jsonwebtoken verifies ~40x faster with a KeyObject.
+   */
+  jwtSecret: string | Buffer | KeyObject;
+  /** `iss` claim written and required. Default `auth-service`. */
+  jwtIssuer?: string;
+  /** `aud` claim written and required. Default `auth-service`. */
+  jwtAudience?: string;
+  /** Access token lifetime in seconds. Default 1800 (30 minutes). */
+  accessTokenTtlSeconds?: number;
+  /** Password reset token lifetime in seconds. Default 1800 (30 minutes). */
+  passwordResetTokenTtlSeconds?: number;
+  /** Page of the client app that takes `?token=…` and posts it to `/reset-password`. Never taken from a request. */
+  passwordResetUrl: string;
+  /** Name used in email subjects and bodies. Default `Auth Service`. */
+  appName?: string;
+  mail?: MailOptions;
+  rateLimit?: RateLimitOptions;
+  passwordHashing?: PasswordHashingOptions;
+  /** Source of the current time, for tests that move it. Default `() => new Date()`. */
+  clock?: () => Date;
+}

@@ -1,0 +1,40 @@
+import { Injectable, Provider } from '@nestjs/common';
+import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
+import {
+  getOptionsToken,
+  getStorageToken,
+  ThrottlerGuard,
+  ThrottlerModuleOptions,
+  ThrottlerStorageService,
+} from '@nestjs/throttler';
+import { AUTH_CONFIG, AuthConfig } from './auth-config';
+import { RedisConnection } from './redis-connection';
+
+/**
+ * Per client address and route limit on the auth routes. The address is `request.ip`, which Express and
+ * Fastify take from `X-Forwarded-For` only for the proxies the app was told to trust, so a spoofed header
+ * cannot pick its own bucket.
+ */
+@Injectable()
+export class AuthThrottlerGuard extends ThrottlerGuard {}
+
+/**
+ * The throttler's options and storage, provided inside AuthModule rather than through ThrottlerModule, so
+ * they come from the auth options and never collide with a throttler the host app configures for itself.
+ */
+export const authThrottlerProviders: Provider[] = [
+  {
+    provide: getOptionsToken(),
+    inject: [AUTH_CONFIG],
+    useFactory: ({ rateLimit }: AuthConfig): ThrottlerModuleOptions => ({
+      throttlers: [{ name: 'default', ttl: 60_000, limit: rateLimit.perAddressPerMinute }],
+      skipIf: () => rateLimit.perAddressPerMinute === 0,
+    }),
+  },
+  {
+    provide: getStorageToken(),
+    inject: [RedisConnection],
+    useFactory: ({ client }: RedisConnection) =>
+      client ? new ThrottlerStorageRedisService(client) : new ThrottlerStorageService(),
+  },
+];

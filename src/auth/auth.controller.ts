@@ -1,0 +1,122 @@
+import { Body, Controller, Get, HttpCode, HttpStatus, Post, UseFilters, UseGuards, UseInterceptors, UsePipes } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiBearerAuth,
+  ApiCreatedResponse,
+  ApiExtraModels,
+  ApiForbiddenResponse,
+  ApiInternalServerErrorResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+  ApiTooManyRequestsResponse,
+  ApiUnauthorizedResponse,
+  ApiUnprocessableEntityResponse,
+} from '@nestjs/swagger';
+import { ProblemDetailsFilter } from '../common/problem-details.filter';
+import { OnUnexpectedError, UnexpectedErrorInterceptor } from '../common/unexpected-error.interceptor';
+import { createValidationPipe } from '../common/validation.pipe';
+import { User } from '../users/user.entity';
+import { AuthThrottlerGuard } from './auth-throttler.guard';
+import { AuthErrors } from './auth.errors';
+import { AuthService } from './auth.service';
+import { CurrentUser, Public, RequestContext, RequestCtx } from './decorators';
+import { ChangePasswordDto, ForgotPasswordDto, ResetPasswordDto, SignInDto, SignUpDto } from './dto/requests.dto';
+import { ProblemResponse, SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
+import { JwtAuthGuard } from './jwt-auth.guard';
+
+const problem = { type: ProblemResponse, description: 'application/problem+json' } as const;
+
+@ApiTags('Authentication')
+@ApiExtraModels(ProblemResponse)
+@ApiUnprocessableEntityResponse({ ...problem, description: 'The body is invalid; `errors` lists each field' })
+@ApiTooManyRequestsResponse({ ...problem, description: 'Rate limited; see `Retry-After`' })
+@Controller('api/v1/auth')
+@UseGuards(AuthThrottlerGuard)
+@UseFilters(ProblemDetailsFilter)
+@UseInterceptors(UnexpectedErrorInterceptor)
+@UsePipes(createValidationPipe())
+export class AuthController {
+  constructor(private readonly auth: AuthService) {}
+
+  @Post('signup')
+  @Public()
+  @OnUnexpectedError(AuthErrors.SIGNUP_FAILED)
+  @ApiOperation({ summary: 'Create an account and sign in; sends a welcome email' })
+  @ApiCreatedResponse({ type: TokenResponse })
+  @ApiBadRequestResponse({ ...problem, description: 'Email already registered / Username already taken' })
+  @ApiInternalServerErrorResponse(problem)
+  signUp(@Body() dto: SignUpDto, @RequestCtx() ctx: RequestContext): Promise<TokenResponse> {
+    return this.auth.signUp(dto, ctx);
+  }
+
+  @Post('signin')
+  @Public()
+  @HttpCode(HttpStatus.OK)
+  @OnUnexpectedError(AuthErrors.SIGNIN_FAILED)
+  @ApiOperation({ summary: 'Exchange email and password for an access token' })
+  @ApiOkResponse({ type: TokenResponse })
+  @ApiUnauthorizedResponse({ ...problem, description: 'Invalid email or password' })
+  @ApiForbiddenResponse({ ...problem, description: 'User account is inactive' })
+  @ApiInternalServerErrorResponse(problem)
+  signIn(@Body() dto: SignInDto, @RequestCtx() ctx: RequestContext): Promise<TokenResponse> {
+    return this.auth.signIn(dto, ctx);
+  }
+
+  @Post('forgot-password')
+  @Public()
+  @HttpCode(HttpStatus.OK)
+  @OnUnexpectedError(AuthErrors.FORGOT_PASSWORD_FAILED)
+  @ApiOperation({ summary: 'Email a reset link; answers the same whether or not the email has an account' })
+  @ApiOkResponse({ type: SuccessResponse })
+  @ApiInternalServerErrorResponse(problem)
+  forgotPassword(@Body() dto: ForgotPasswordDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
+    return this.auth.forgotPassword(dto, ctx);
+  }
+
+  @Post('reset-password')
+  @Public()
+  @HttpCode(HttpStatus.OK)
+  @OnUnexpectedError(AuthErrors.RESET_PASSWORD_FAILED)
+  @ApiOperation({ summary: 'Set a new password with the token from the reset email; ends every access token' })
+  @ApiOkResponse({ type: SuccessResponse })
+  @ApiBadRequestResponse({ ...problem, description: 'Invalid or expired token' })
+  @ApiNotFoundResponse({ ...problem, description: 'User not found' })
+  @ApiInternalServerErrorResponse(problem)
+  resetPassword(@Body() dto: ResetPasswordDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
+    return this.auth.resetPassword(dto, ctx);
+  }
+
+  @Post('change-password')
+  @UseGuards(JwtAuthGuard)
+  @HttpCode(HttpStatus.OK)
+  @OnUnexpectedError(AuthErrors.CHANGE_PASSWORD_FAILED)
+  @ApiBearerAuth()
+  @ApiOperation({ summary: 'Change the password; ends every access token, including this one' })
+  @ApiOkResponse({ type: SuccessResponse })
+  @ApiBadRequestResponse({ ...problem, description: 'Incorrect current password' })
+  @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })
+  @ApiForbiddenResponse({ ...problem, description: 'User account is inactive' })
+  @ApiNotFoundResponse({ ...problem, description: 'User not found' })
+  @ApiInternalServerErrorResponse(problem)
+  changePassword(
+    @CurrentUser() user: User,
+    @Body() dto: ChangePasswordDto,
+    @RequestCtx() ctx: RequestContext,
+  ): Promise<SuccessResponse> {
+    return this.auth.changePassword(user, dto, ctx);
+  }
+
+  @Get('me')
+  @UseGuards(JwtAuthGuard)
+  @ApiBearerAuth()
+  @ApiOperation({ summary: 'The signed-in user' })
+  @ApiOkResponse({ type: UserResponse })
+  @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })
+  @ApiForbiddenResponse({ ...problem, description: 'User account is inactive' })
+  @ApiNotFoundResponse({ ...problem, description: 'User not found' })
+  me(@CurrentUser() user: User): UserResponse {
+    return UserResponse.from(user);
+  }
+}

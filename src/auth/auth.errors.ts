@@ -1,0 +1,25 @@
+/** Every `detail` the auth API answers with, in one place. The wording is part of the contract (SPEC.md). */
+export const AuthErrors = {
+  EMAIL_ALREADY_REGISTERED: 'Email already registered',
+  USERNAME_ALREADY_TAKEN: 'Username already taken',
+  INVALID_CREDENTIALS: 'Invalid email or password',
+  INACTIVE_USER: 'User account is inactive',
+  INVALID_RESET_TOKEN: 'Invalid or expired token',
+  USER_NOT_FOUND: 'User not found',
+  INCORRECT_CURRENT_PASSWORD: 'Incorrect current password',
+  NOT_AUTHENTICATED: 'Not authenticated',
+  INVALID_ACCESS_TOKEN: 'Could not validate credentials',
+  TOO_MANY_REQUESTS: 'Too many requests, try again later',
+  TOO_MANY_SIGNIN_FAILURES: 'Too many failed sign-in attempts for this account, try again later',
+  SIGNUP_FAILED: 'Error during registration',
+  SIGNIN_FAILED: 'Error during sign in',
+  FORGOT_PASSWORD_FAILED: 'Error processing password reset request',
+  RESET_PASSWORD_FAILED: 'Error resetting password',
+  CHANGE_PASSWORD_FAILED: 'Error changing password',
+} as const;
+
+export const AuthMessages = {
+  RESET_EMAIL_SENT: 'If the email is registered, a password reset link has been sent',
+  PASSWORD_RESET: 'Password reset successfully',
+  PASSWORD_CHANGED: 'Password changed successfully',
+} as const;

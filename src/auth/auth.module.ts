@@ -1,0 +1,75 @@
+import { Module } from '@nestjs/common';
+import { JwtService } from '@nestjs/jwt';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { MAILER_OPTIONS, MailerOptions, MailerService } from '@nestjs-modules/mailer';
+import { EmlFileTransport } from '../mail/eml-file.transport';
+import { MailService } from '../mail/mail.service';
+import { User } from '../users/user.entity';
+import { UsersService } from '../users/users.service';
+import { AccessTokenService } from './access-token.service';
+import { AUTH_CONFIG, AuthConfig, resolveAuthConfig } from './auth-config';
+import type { AuthModuleOptions } from './auth-options.interface';
+import { authThrottlerProviders, AuthThrottlerGuard } from './auth-throttler.guard';
+import { AuthController } from './auth.controller';
+import { AUTH_MODULE_OPTIONS, AuthConfigurableModule } from './auth.module-definition';
+import { AuthService } from './auth.service';
+import { JwtAuthGuard } from './jwt-auth.guard';
+import { JwtStrategy } from './jwt.strategy';
+import { PasswordHasher } from './password-hasher';
+import { PasswordResetToken } from './password-reset-token.entity';
+import { PasswordResetTokensService } from './password-reset-tokens.service';
+import { RedisConnection } from './redis-connection';
+import { SigninFailureLimiter } from './signin-failures';
+
+/** Every entity the module needs the host's DataSource to know (and its migrations to create). */
+export const AUTH_ENTITIES = [User, PasswordResetToken];
+
+/**
+ * Sign-up, sign-in, password recovery and change under `/api/v1/auth`, plus `JwtAuthGuard` and
+ * `@CurrentUser()` for the host's own routes. The host owns `TypeOrmModule.forRoot` (with `AUTH_ENTITIES`
+ * and `AUTH_MIGRATIONS`); this module only registers its repositories.
+ *
+ * JWT signing and the mailer are provided here directly rather than through `JwtModule` and
+ * `MailerModule`, whose async factories could not see this module's options, and so that they never
+ * collide with a JWT or mail setup of the host.
+ */
+@Module({
+  imports: [TypeOrmModule.forFeature(AUTH_ENTITIES)],
+  controllers: [AuthController],
+  providers: [
+    {
+      provide: AUTH_CONFIG,
+      inject: [AUTH_MODULE_OPTIONS],
+      useFactory: (options: AuthModuleOptions) => resolveAuthConfig(options),
+    },
+    {
+      provide: JwtService,
+      inject: [AUTH_CONFIG],
+      useFactory: (config: AuthConfig) => new JwtService({ secret: config.jwtKey as unknown as string }),
+    },
+    {
+      provide: MAILER_OPTIONS,
+      inject: [AUTH_CONFIG],
+      useFactory: ({ mail }: AuthConfig): MailerOptions => ({
+        transport: mail.smtpUrl ?? new EmlFileTransport(mail.outputDir),
+        // A hung SMTP server must not hold a send (and its memory) forever.
+        sendTimeout: 30_000,
+      }),
+    },
+    MailerService,
+    MailService,
+    RedisConnection,
+    ...authThrottlerProviders,
+    AuthThrottlerGuard,
+    UsersService,
+    PasswordHasher,
+    AccessTokenService,
+    PasswordResetTokensService,
+    SigninFailureLimiter,
+    JwtStrategy,
+    JwtAuthGuard,
+    AuthService,
+  ],
+  exports: [AuthService, UsersService, JwtAuthGuard, AUTH_CONFIG, RedisConnection],
+})
+export class AuthModule extends AuthConfigurableModule {}

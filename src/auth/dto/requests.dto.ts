@@ -1,0 +1,74 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsEmail, IsOptional, IsString, Length, Matches, MaxLength } from 'class-validator';
+import { IsCurrentPassword, IsNewPassword } from './password.validator';
+
+const EMAIL_MAX_LENGTH = 254;
+
+/** Surrounding spaces are dropped before the check; case is folded later, by `normalizeEmail`. */
+function EmailField(): PropertyDecorator {
+  return applyDecorators(
+    ApiProperty({ example: 'ada@example.com', maxLength: EMAIL_MAX_LENGTH, format: 'email' }),
+    Transform(({ value }) => (typeof value === 'string' ? value.trim() : value)),
+    IsString(),
+    MaxLength(EMAIL_MAX_LENGTH),
+    IsEmail({}, { message: 'email must be a valid email address' }),
+  );
+}
+
+export class SignUpDto {
+  @EmailField()
+  email: string;
+
+  @ApiProperty({
+    example: 'ada',
+    minLength: 3,
+    maxLength: 50,
+    description: 'Letters, digits, dot, dash and underscore; unique regardless of case',
+  })
+  @IsString()
+  @Length(3, 50)
+  @Matches(/^[\p{L}\p{N}._-]+$/u, { message: 'username may contain only letters, digits, dot, dash and underscore' })
+  username: string;
+
+  @IsNewPassword('Password, 8 to 128 characters of any kind')
+  password: string;
+
+  @ApiPropertyOptional({ example: 'Ada Lovelace', maxLength: 100, nullable: true })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  full_name?: string | null;
+}
+
+export class SignInDto {
+  @EmailField()
+  email: string;
+
+  @IsCurrentPassword('Password')
+  password: string;
+}
+
+export class ForgotPasswordDto {
+  @EmailField()
+  email: string;
+}
+
+export class ResetPasswordDto {
+  @ApiProperty({ description: 'The token from the reset link' })
+  @IsString()
+  @Length(1, 512)
+  token: string;
+
+  @IsNewPassword()
+  new_password: string;
+}
+
+export class ChangePasswordDto {
+  @IsCurrentPassword()
+  old_password: string;
+
+  @IsNewPassword()
+  new_password: string;
+}

@@ -1,0 +1,19 @@
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
+import Redis from 'ioredis';
+import { AUTH_CONFIG, AuthConfig } from './auth-config';
+
+/** The module's own Redis client when `rateLimit.redisUrl` is set; every shared counter goes through it. */
+@Injectable()
+export class RedisConnection implements OnApplicationShutdown {
+  readonly client: Redis | null;
+
+  constructor(@Inject(AUTH_CONFIG) config: AuthConfig) {
+    const url = config.rateLimit.redisUrl;
+    // Bounded retries: a request waiting on an unreachable Redis fails after one retry instead of hanging.
+    this.client = url ? new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false }) : null;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.client && this.client.status !== 'end') await this.client.quit().catch(() => undefined);
+  }
+}

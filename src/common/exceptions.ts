@@ -1,0 +1,33 @@
+import { HttpException, HttpStatus } from '@nestjs/common';
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** 422: the body did not match the route's schema. */
+export class ValidationFailedException extends HttpException {
+  constructor(readonly errors: FieldError[]) {
+    super('Request validation failed', HttpStatus.UNPROCESSABLE_ENTITY);
+  }
+}
+
+/** 429 that says how long to wait. */
+export class TooManyRequestsException extends HttpException {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message, HttpStatus.TOO_MANY_REQUESTS);
+  }
+}
+
+/**
+ * 500 whose public detail is the route's generic message; `cause` is logged, never shown, because
+ * driver and library messages can carry SQL, paths or user data.
+ */
+export class InternalErrorException extends HttpException {
+  constructor(detail: string, cause: unknown) {
+    super(detail, HttpStatus.INTERNAL_SERVER_ERROR, { cause });
+  }
+}

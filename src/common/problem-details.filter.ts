@@ -1,0 +1,102 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { ThrottlerException } from '@nestjs/throttler';
+import { STATUS_CODES } from 'node:http';
+import { AuthErrors } from '../auth/auth.errors';
+import { FieldError, TooManyRequestsException, ValidationFailedException } from './exceptions';
+import { requestIdOf } from './request-id';
+
+/** RFC 9457 problem details. */
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  errors?: FieldError[];
+  request_id?: string;
+}
+
+/**
+ * Errors raised by the HTTP layer before a route runs (body parsers of Express and Fastify). They carry a
+ * status but are not HttpExceptions; their own messages are parser internals, so each gets a fixed text.
+ */
+const PARSER_ERRORS: Record<number, string> = {
+  400: 'Malformed request body: it is not valid JSON',
+  413: 'Request body is too large',
+  415: 'Unsupported content type: send application/json',
+};
+
+function parserErrorStatus(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { status, statusCode, type, code } = error as Record<string, unknown>;
+  const fromBodyParser =
+    (typeof type === 'string' && type.startsWith('entity.')) || // Express (body-parser)
+    (typeof code === 'string' && code.startsWith('FST_ERR_CTP_')) || // Fastify content-type parsers
+    error instanceof SyntaxError; // Fastify's JSON parser
+  const httpStatus = typeof statusCode === 'number' ? statusCode : status;
+  return fromBodyParser && typeof httpStatus === 'number' && httpStatus in PARSER_ERRORS ? httpStatus : undefined;
+}
+
+function detailOf(exception: HttpException): string {
+  const response = exception.getResponse();
+  if (typeof response === 'string') return response;
+  const message = (response as { message?: unknown }).message;
+  if (typeof message === 'string') return message;
+  return STATUS_CODES[exception.getStatus()] ?? 'Error';
+}
+
+/**
+ * Turns every error into an `application/problem+json` body. Anything that is not a deliberate HTTP error
+ * becomes a bare 500: logged in full with the request id, shown to the client as a generic message only.
+ */
+@Catch()
+export class ProblemDetailsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ProblemDetails');
+
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<object>();
+    const response = http.getResponse<object>();
+    const { httpAdapter } = this.adapterHost;
+    const problem = this.toProblem(exception);
+
+    if (problem.status >= 500) {
+      problem.request_id = requestIdOf(request);
+      const cause = exception instanceof HttpException ? (exception.cause ?? exception) : exception;
+      this.logger.error(
+        `request_id=${problem.request_id} status=${problem.status} ${problem.detail}`,
+        cause instanceof Error ? cause.stack : String(cause),
+      );
+    }
+    if (problem.status === HttpStatus.UNAUTHORIZED) {
+      httpAdapter.setHeader(response, 'WWW-Authenticate', 'Bearer');
+    }
+    if (exception instanceof TooManyRequestsException) {
+      httpAdapter.setHeader(response, 'Retry-After', String(exception.retryAfterSeconds));
+    }
+    httpAdapter.setHeader(response, 'Content-Type', 'application/problem+json');
+    httpAdapter.setHeader(response, 'Cache-Control', 'no-store');
+    httpAdapter.reply(response, JSON.stringify(problem), problem.status);
+  }
+
+  private toProblem(exception: unknown): ProblemDetails {
+    if (exception instanceof ThrottlerException) {
+      return problem(HttpStatus.TOO_MANY_REQUESTS, AuthErrors.TOO_MANY_REQUESTS);
+    }
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const body = problem(status, detailOf(exception));
+      if (exception instanceof ValidationFailedException) body.errors = exception.errors;
+      return body;
+    }
+    const parserStatus = parserErrorStatus(exception);
+    if (parserStatus !== undefined) return problem(parserStatus, PARSER_ERRORS[parserStatus]);
+    return problem(HttpStatus.INTERNAL_SERVER_ERROR, STATUS_CODES[500]!);
+  }
+}
+
+function problem(status: number, detail: string): ProblemDetails {
+  return { type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail };
+}

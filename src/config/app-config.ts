@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import { MIN_JWT_SECRET_BYTES } from '../auth/auth-config';
+import { DatabaseTarget, DEFAULT_DATABASE_URL, parseDatabaseUrl } from './database';
+
+/** Settings of the standalone app, read from the environment once at boot. */
+export interface AppConfig {
+  production: boolean;
+  port: number;
+  database: DatabaseTarget;
+  redisUrl?: string;
+  jwtSecret: string;
+  /** True when no JWT_SECRET was given and a random one was made for this process. */
+  jwtSecretGenerated: boolean;
+  accessTokenExpireMinutes: number;
+  passwordResetTokenExpireMinutes: number;
+  passwordResetUrl: string;
+  smtpUrl?: string;
+  mailFrom: string;
+  appName: string;
+  rateLimitPerMinute: number;
+  signinMaxFailures: number;
+  signinFailureWindowMinutes: number;
+  /** Express/Fastify `trust proxy`: false, a hop count, or a list of addresses and CIDRs. */
+  trustProxy: false | number | string[];
+}
+
+/** A bad setting; the message is the one line printed before the process exits. */
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === '' ? undefined : value;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function url(env: Env, name: string, fallback: string | undefined, protocols: string[]): string | undefined {
+  const raw = read(env, name) ?? fallback;
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be a URL, got "${raw}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
+  }
+  return raw;
+}
+
+function trustProxy(env: Env): AppConfig['trustProxy'] {
+  const raw = read(env, 'TRUST_PROXY');
+  if (raw === undefined) return false;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  if (raw === 'true' || raw === '*') {
+    // Trusting every hop lets any client choose its own address with X-Forwarded-For.
+    throw new ConfigError('TRUST_PROXY must be a hop count or a list of proxy addresses, not "true"');
+  }
+  const entries = raw.split(',').map((entry) => entry.trim()).filter(Boolean);
+  const valid = /^(loopback|linklocal|uniquelocal|[0-9a-fA-F.:]+(\/\d{1,3})?)$/;
+  const bad = entries.find((entry) => !valid.test(entry));
+  if (bad !== undefined) throw new ConfigError(`TRUST_PROXY has an entry that is not an address or CIDR: "${bad}"`);
+  return entries;
+}
+
+/** Validates the environment; throws `ConfigError` naming the first bad variable. */
+export function loadAppConfig(env: Env): AppConfig {
+  const production = read(env, 'NODE_ENV') === 'production';
+
+  let database: DatabaseTarget;
+  const databaseUrl = read(env, 'DATABASE_URL') ?? DEFAULT_DATABASE_URL;
+  try {
+    database = parseDatabaseUrl(databaseUrl);
+  } catch (error) {
+    throw new ConfigError(`DATABASE_URL ${(error as Error).message}`);
+  }
+
+  let jwtSecret = read(env, 'JWT_SECRET');
+  const jwtSecretGenerated = jwtSecret === undefined;
+  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < MIN_JWT_SECRET_BYTES) {
+    throw new ConfigError(`JWT_SECRET must be at least ${MIN_JWT_SECRET_BYTES} bytes (e.g. openssl rand -base64 48)`);
+  }
+  if (jwtSecret === undefined) {
+    if (production) throw new ConfigError('JWT_SECRET is required when NODE_ENV=production');
+    jwtSecret = randomBytes(48).toString('base64');
+  }
+
+  return {
+    production,
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    database,
+    redisUrl: url(env, 'REDIS_URL', undefined, ['redis:', 'rediss:']),
+    jwtSecret,
+    jwtSecretGenerated,
+    accessTokenExpireMinutes: integer(env, 'ACCESS_TOKEN_EXPIRE_MINUTES', 30, 1, 24 * 60),
+    passwordResetTokenExpireMinutes: integer(env, 'PASSWORD_RESET_TOKEN_EXPIRE_MINUTES', 30, 1, 24 * 60),
+    passwordResetUrl: url(env, 'PASSWORD_RESET_URL', 'http://localhost:3000/reset-password', ['http:', 'https:'])!,
+    smtpUrl: url(env, 'SMTP_URL', undefined, ['smtp:', 'smtps:']),
+    mailFrom: read(env, 'MAIL_FROM') ?? 'no-reply@localhost',
+    appName: read(env, 'APP_NAME') ?? 'Auth Service',
+    rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 60, 0, 1_000_000),
+    signinMaxFailures: integer(env, 'SIGNIN_MAX_FAILURES', 10, 1, 100),
+    signinFailureWindowMinutes: integer(env, 'SIGNIN_FAILURE_WINDOW_MINUTES', 15, 1, 24 * 60),
+    trustProxy: trustProxy(env),
+  };
+}

@@ -1,0 +1,32 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DataSourceOptions } from 'typeorm';
+import { AUTH_ENTITIES } from '../auth/auth.module';
+import { AUTH_MIGRATIONS } from '../migrations';
+
+export type DatabaseTarget = { type: 'postgres'; url: string } | { type: 'sqlite'; path: string };
+
+export const DEFAULT_DATABASE_URL = 'sqlite:./data/auth.sqlite';
+
+/** `postgres://…` or `postgresql://…` selects PostgreSQL; `sqlite:<path>` a SQLite file. */
+export function parseDatabaseUrl(url: string): DatabaseTarget {
+  if (/^postgres(ql)?:\/\//.test(url)) return { type: 'postgres', url };
+  if (url.startsWith('sqlite:') && url.length > 'sqlite:'.length) return { type: 'sqlite', path: url.slice('sqlite:'.length) };
+  throw new Error('must start with postgres://, postgresql:// or sqlite:<path>');
+}
+
+/** The DataSource options shared by the app, the migration CLI (`ormconfig.ts`) and the tests. */
+export function dataSourceOptions(target: DatabaseTarget, options: { migrationsRun?: boolean } = {}): DataSourceOptions {
+  const common = {
+    entities: AUTH_ENTITIES,
+    migrations: AUTH_MIGRATIONS,
+    migrationsRun: options.migrationsRun ?? false,
+    synchronize: false,
+  };
+  if (target.type === 'postgres') {
+    // A bounded pool and statement timeout: a stuck database fails requests instead of piling them up.
+    return { ...common, type: 'postgres', url: target.url, extra: { max: 10, statement_timeout: 10_000, connectionTimeoutMillis: 5_000 } };
+  }
+  if (target.path !== ':memory:') mkdirSync(dirname(target.path), { recursive: true });
+  return { ...common, type: 'better-sqlite3', database: target.path, enableWAL: true, timeout: 5_000 };
+}

@@ -1,0 +1,19 @@
+/** Public API of the auth module. */
+export { AuthModule, AUTH_ENTITIES } from './auth/auth.module';
+export { AUTH_MODULE_OPTIONS } from './auth/auth.module-definition';
+export type {
+  AuthModuleOptions,
+  MailOptions,
+  PasswordHashingOptions,
+  RateLimitOptions,
+} from './auth/auth-options.interface';
+export { AuthService } from './auth/auth.service';
+export { AuthErrors, AuthMessages } from './auth/auth.errors';
+export { JwtAuthGuard } from './auth/jwt-auth.guard';
+export { CurrentUser, Public } from './auth/decorators';
+export { UsersService } from './users/users.service';
+export { User } from './users/user.entity';
+export { PasswordResetToken } from './auth/password-reset-token.entity';
+export { AUTH_MIGRATIONS } from './migrations';
+export { ProblemDetailsFilter } from './common/problem-details.filter';
+export { TokenResponse, UserResponse, SuccessResponse } from './auth/dto/responses.dto';

@@ -1,0 +1,27 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { existsSync } from 'node:fs';
+import { createApp } from './app.setup';
+import { AppConfig, ConfigError, loadAppConfig } from './config/app-config';
+
+async function bootstrap(): Promise<void> {
+  if (existsSync('.env')) process.loadEnvFile('.env');
+  let config: AppConfig;
+  try {
+    config = loadAppConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    // One line naming the variable, and no half-configured start.
+    console.error(`Configuration error: ${error.message}`);
+    process.exit(1);
+  }
+  const logger = new Logger('Bootstrap');
+  if (config.jwtSecretGenerated) {
+    logger.warn('JWT_SECRET is not set: using a random secret for this process; tokens end when it stops');
+  }
+  const app = await createApp(config);
+  await app.listen(config.port, '0.0.0.0');
+  logger.log(`listening on port ${config.port} (${config.database.type}${config.redisUrl ? ', redis' : ''}); docs at /docs`);
+}
+
+void bootstrap();

@@ -1,0 +1,4 @@
+import { CreateAuthTables1764080000000 } from './1764080000000-create-auth-tables';
+
+/** The module's migrations, in order. A host app adds them to its DataSource's `migrations`. */
+export const AUTH_MIGRATIONS = [CreateAuthTables1764080000000];

@@ -1,0 +1,43 @@
+import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+
+@Entity('users')
+@Index('UQ_users_email', ['email'], { unique: true })
+@Index('UQ_users_username_canonical', ['usernameCanonical'], { unique: true })
+export class User {
+  @PrimaryGeneratedColumn()
+  id: number;
+
+  /** Trimmed and lower-cased before it is stored, so the unique index is case-insensitive. */
+  @Column({ type: 'varchar', length: 254 })
+  email: string;
+
+  /** As the user typed it, for display. */
+  @Column({ type: 'varchar', length: 50 })
+  username: string;
+
+  /** Lower-cased NFKC form of `username`; its unique index makes usernames unique regardless of case. */
+  @Column({ name: 'username_canonical', type: 'varchar', length: 50 })
+  usernameCanonical: string;
+
+  @Column({ name: 'full_name', type: 'varchar', length: 100, nullable: true })
+  fullName: string | null;
+
+  @Column({ name: 'hashed_password', type: 'varchar', length: 255, select: false })
+  hashedPassword: string;
+
+  @Column({ name: 'is_active', type: 'boolean', default: true })
+  isActive: boolean;
+
+  /**
+   * Written into every access token and bumped by a password change or reset: tokens carrying an older
+   * value stop working at once, without relying on `iat`, which only has one-second granularity.
+   */
+  @Column({ name: 'token_version', type: 'integer', default: 0 })
+  tokenVersion: number;
+
+  @CreateDateColumn({ name: 'created_at', type: Date })
+  createdAt: Date;
+
+  @UpdateDateColumn({ name: 'updated_at', type: Date })
+  updatedAt: Date;
+}
