@@ -1,0 +1,37 @@
+import type TestAgent from 'supertest/lib/agent';
+
+let counter = 0;
+
+export interface NewAccount {
+  email: string;
+  username: string;
+  password: string;
+  full_name?: string;
+}
+
+/** A fresh, valid sign-up body; `overrides` replace any field. */
+export function newAccount(overrides: Partial<NewAccount> = {}): NewAccount {
+  counter += 1;
+  const id = `${process.pid}x${counter}`;
+  return { email: `user${id}@example.com`, username: `user${id}`, password: `pass phrase ${id}!`, ...overrides };
+}
+
+export interface SignedUp {
+  account: NewAccount;
+  token: string;
+  userId: number;
+}
+
+export async function signUp(http: () => TestAgent, overrides: Partial<NewAccount> = {}): Promise<SignedUp> {
+  const account = newAccount(overrides);
+  const res = await http().post('/api/v1/auth/signup').send(account).expect(201);
+  return { account, token: res.body.access_token, userId: res.body.user.id };
+}
+
+/** Expects an RFC 9457 problem body with this status and detail. */
+export function expectProblem(res: { status: number; body: unknown; headers: Record<string, string> }, status: number, detail?: string): void {
+  expect(res.status).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(res.body).toMatchObject({ type: 'about:blank', status, title: expect.any(String), detail: expect.any(String) });
+  if (detail !== undefined) expect((res.body as { detail: string }).detail).toBe(detail);
+}
