@@ -1,0 +1,59 @@
+import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
+import { expectProblem, signUp } from './support/fixtures';
+import { TestSmtpServer } from './support/smtp';
+import { matrix, startTestApp, TestApp } from './support/test-app';
+
+const AUTH = '/api/v1/auth';
+
+/** Breaks the database under a running app and checks what the client sees and what the log keeps. */
+describe.each(matrix(DATABASES))('unexpected errors on %s with %s', (databaseKind, adapter) => {
+  let database: TestDatabase;
+  let smtp: TestSmtpServer;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(databaseKind);
+    smtp = await TestSmtpServer.start();
+    t = await startTestApp({ adapter, databaseUrl: database.url, smtpUrl: smtp.url });
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await smtp?.stop();
+    await database?.drop();
+  });
+
+  it("answers 500 with the route's generic detail and a request id, logs the cause, shows nothing internal", async () => {
+    const { account } = await signUp(t.http);
+    await sql(database, 'DROP TABLE password_reset_tokens');
+
+    const forgot = await t.http().post(`${AUTH}/forgot-password`).send({ email: account.email });
+    expectProblem(forgot, 500, 'Error processing password reset request');
+    const reset = await t.http().post(`${AUTH}/reset-password`).send({ token: 'x'.repeat(43), new_password: 'long enough pw' });
+    expectProblem(reset, 500, 'Error resetting password');
+
+    for (const res of [forgot, reset]) {
+      expect(Object.keys(res.body).sort()).toEqual(['detail', 'request_id', 'status', 'title', 'type']);
+      expect(res.body.request_id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(res.text).not.toMatch(/password_reset_tokens|SELECT|INSERT|DELETE|no such table|relation|at \w+ \(/i);
+      const logged = t.logs.lines.filter((line) => line.includes(res.body.request_id));
+      expect(logged.length).toBeGreaterThan(0);
+      expect(logged.join('\n')).toMatch(/password_reset_tokens/);
+    }
+  });
+
+  it('keeps answering the routes that do not need the broken table', async () => {
+    const { account } = await signUp(t.http);
+    await t.http().post(`${AUTH}/signin`).send({ email: account.email, password: account.password }).expect(200);
+  });
+
+  it('answers 500 Error during sign in and Error during registration when the users table is gone', async () => {
+    await sql(database, databaseKind === 'postgres' ? 'DROP TABLE users CASCADE' : 'DROP TABLE users');
+    expectProblem(await t.http().post(`${AUTH}/signin`).send({ email: 'a@example.com', password: 'whatever123' }), 500, 'Error during sign in');
+    expectProblem(
+      await t.http().post(`${AUTH}/signup`).send({ email: 'b@example.com', username: 'bbb', password: 'whatever123' }),
+      500,
+      'Error during registration',
+    );
+  });
+});
