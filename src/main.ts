@@ -1,7 +1,5 @@
 import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
 import { existsSync } from 'node:fs';
-import { createApp } from './app.setup';
 import { AppConfig, ConfigError, loadAppConfig } from './config/app-config';
 
 async function bootstrap(): Promise<void> {
@@ -15,6 +13,8 @@ async function bootstrap(): Promise<void> {
     console.error(`Configuration error: ${error.message}`);
     process.exit(1);
   }
+  // Loaded only now, so a bad configuration is reported at once, before Nest and the drivers load.
+  const [{ Logger }, { createApp }] = await Promise.all([import('@nestjs/common'), import('./app.setup.js')]);
   const logger = new Logger('Bootstrap');
   if (config.jwtSecretGenerated) {
     logger.warn('JWT_SECRET is not set: using a random secret for this process; tokens end when it stops');

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { MIN_JWT_SECRET_BYTES } from '../auth/auth-config';
-import { DatabaseTarget, DEFAULT_DATABASE_URL, parseDatabaseUrl } from './database';
+import { DatabaseTarget, DEFAULT_DATABASE_URL, parseDatabaseUrl } from './database-url';
 
 /** Settings of the standalone app, read from the environment once at boot. */
 export interface AppConfig {

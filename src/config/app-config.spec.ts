@@ -1,0 +1,198 @@
+import { ConfigError, loadAppConfig } from './app-config';
+
+const VALID_SECRET = 'a-jwt-secret-that-is-well-over-32-bytes-long';
+
+function env(overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return { JWT_SECRET: VALID_SECRET, ...overrides };
+}
+
+function configErrorOf(overrides: Record<string, string | undefined>): ConfigError {
+  try {
+    loadAppConfig(env(overrides));
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(overrides)}`);
+}
+
+describe(loadAppConfig.name, () => {
+  describe('defaults', () => {
+    it('applies the documented defaults to an empty environment', () => {
+      const sut = loadAppConfig({});
+
+      expect(sut).toMatchObject({
+        production: false,
+        port: 3000,
+        database: { type: 'sqlite', path: './data/auth.sqlite' },
+        redisUrl: undefined,
+        jwtSecretGenerated: true,
+        accessTokenExpireMinutes: 30,
+        passwordResetTokenExpireMinutes: 30,
+        passwordResetUrl: 'http://localhost:3000/reset-password',
+        smtpUrl: undefined,
+        mailFrom: 'no-reply@localhost',
+        rateLimitPerMinute: 60,
+        signinMaxFailures: 10,
+        signinFailureWindowMinutes: 15,
+        trustProxy: false,
+      });
+    });
+
+    it('generates a fresh secret of at least 32 bytes outside production', () => {
+      const first = loadAppConfig({});
+      const second = loadAppConfig({});
+
+      expect(Buffer.byteLength(first.jwtSecret)).toBeGreaterThanOrEqual(32);
+      expect(first.jwtSecret).not.toBe(second.jwtSecret);
+    });
+
+    it('treats blank values as unset', () => {
+      const sut = loadAppConfig(env({ PORT: '  ', MAIL_FROM: '' }));
+
+      expect(sut.port).toBe(3000);
+      expect(sut.mailFrom).toBe('no-reply@localhost');
+    });
+
+    it('reads the given values', () => {
+      const sut = loadAppConfig(
+        env({
+          PORT: '8080',
+          REDIS_URL: 'redis://cache:6379',
+          ACCESS_TOKEN_EXPIRE_MINUTES: '5',
+          PASSWORD_RESET_TOKEN_EXPIRE_MINUTES: '20',
+          PASSWORD_RESET_URL: 'https://app.example.com/reset',
+          SMTP_URL: 'smtp://user:pass@mail:587',
+          MAIL_FROM: 'auth@example.com',
+          RATE_LIMIT_PER_MINUTE: '0',
+          SIGNIN_MAX_FAILURES: '3',
+          SIGNIN_FAILURE_WINDOW_MINUTES: '60',
+        }),
+      );
+
+      expect(sut).toMatchObject({
+        port: 8080,
+        redisUrl: 'redis://cache:6379',
+        jwtSecret: VALID_SECRET,
+        jwtSecretGenerated: false,
+        accessTokenExpireMinutes: 5,
+        passwordResetTokenExpireMinutes: 20,
+        passwordResetUrl: 'https://app.example.com/reset',
+        smtpUrl: 'smtp://user:pass@mail:587',
+        mailFrom: 'auth@example.com',
+        rateLimitPerMinute: 0,
+        signinMaxFailures: 3,
+        signinFailureWindowMinutes: 60,
+      });
+    });
+  });
+
+  describe('bad values', () => {
+    it.each([
+      ['PORT', 'abc'],
+      ['PORT', '70000'],
+      ['PORT', '-1'],
+      ['PORT', '80.5'],
+      ['ACCESS_TOKEN_EXPIRE_MINUTES', '0'],
+      ['ACCESS_TOKEN_EXPIRE_MINUTES', '1e3'],
+      ['PASSWORD_RESET_TOKEN_EXPIRE_MINUTES', 'thirty'],
+      ['PASSWORD_RESET_TOKEN_EXPIRE_MINUTES', '100000'],
+      ['RATE_LIMIT_PER_MINUTE', '-5'],
+      ['SIGNIN_MAX_FAILURES', '0'],
+      ['SIGNIN_MAX_FAILURES', '101'],
+      ['SIGNIN_FAILURE_WINDOW_MINUTES', '0'],
+      ['REDIS_URL', 'not a url'],
+      ['REDIS_URL', 'http://cache:6379'],
+      ['PASSWORD_RESET_URL', 'reset-password'],
+      ['PASSWORD_RESET_URL', 'ftp://example.com/reset'],
+      ['SMTP_URL', 'mail.example.com:25'],
+      ['SMTP_URL', 'https://mail.example.com'],
+      ['DATABASE_URL', 'mysql://localhost/auth'],
+      ['TRUST_PROXY', 'true'],
+      ['JWT_SECRET', 'short'],
+    ])('%s=%p throws a ConfigError naming the variable', (name, value) => {
+      const error = configErrorOf({ [name]: value });
+
+      expect(error.message).toContain(name);
+    });
+
+    it('is a ConfigError, which is an Error', () => {
+      expect(() => loadAppConfig(env({ PORT: 'x' }))).toThrow(ConfigError);
+      expect(configErrorOf({ PORT: 'x' })).toBeInstanceOf(Error);
+    });
+  });
+
+  describe('JWT_SECRET in production', () => {
+    it('is required', () => {
+      const error = configErrorOf({ NODE_ENV: 'production', JWT_SECRET: undefined });
+
+      expect(error.message).toContain('JWT_SECRET');
+    });
+
+    it('refuses one shorter than 32 bytes', () => {
+      const error = configErrorOf({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(31) });
+
+      expect(error.message).toContain('JWT_SECRET');
+    });
+
+    it('counts bytes, not characters', () => {
+      // 16 characters of two bytes each: 32 bytes.
+      const sut = loadAppConfig({ NODE_ENV: 'production', JWT_SECRET: 'é'.repeat(16) });
+
+      expect(sut.jwtSecret).toBe('é'.repeat(16));
+    });
+
+    it('accepts one of 32 bytes', () => {
+      const sut = loadAppConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32) });
+
+      expect(sut.production).toBe(true);
+      expect(sut.jwtSecretGenerated).toBe(false);
+    });
+  });
+
+  describe('TRUST_PROXY', () => {
+    it.each([
+      ['1', 1],
+      ['2', 2],
+      ['0', 0],
+    ])('reads %p as a hop count', (raw, hops) => {
+      expect(loadAppConfig(env({ TRUST_PROXY: raw })).trustProxy).toBe(hops);
+    });
+
+    it('reads a list of addresses, CIDRs and named ranges', () => {
+      const sut = loadAppConfig(env({ TRUST_PROXY: ' loopback, 10.0.0.0/8 ,192.168.1.7,fd00::/8 ' }));
+
+      expect(sut.trustProxy).toEqual(['loopback', '10.0.0.0/8', '192.168.1.7', 'fd00::/8']);
+    });
+
+    it.each(['true', '*'])('refuses %p, which would trust every hop', (raw) => {
+      const error = configErrorOf({ TRUST_PROXY: raw });
+
+      expect(error.message).toContain('TRUST_PROXY');
+    });
+
+    it('refuses an entry that is not an address', () => {
+      const error = configErrorOf({ TRUST_PROXY: '10.0.0.1, proxy.internal' });
+
+      expect(error.message).toContain('TRUST_PROXY');
+      expect(error.message).toContain('proxy.internal');
+    });
+  });
+
+  describe('DATABASE_URL', () => {
+    it.each([
+      ['postgres://user:pw@db:5432/auth', { type: 'postgres', url: 'postgres://user:pw@db:5432/auth' }],
+      ['postgresql://user:pw@db/auth', { type: 'postgres', url: 'postgresql://user:pw@db/auth' }],
+      ['sqlite:./tmp/test.sqlite', { type: 'sqlite', path: './tmp/test.sqlite' }],
+      ['sqlite::memory:', { type: 'sqlite', path: ':memory:' }],
+    ])('parses %p', (raw, target) => {
+      expect(loadAppConfig(env({ DATABASE_URL: raw })).database).toEqual(target);
+    });
+
+    it.each(['mysql://db/auth', 'sqlite:', 'postgres:db', './auth.sqlite'])('refuses %p', (raw) => {
+      const error = configErrorOf({ DATABASE_URL: raw });
+
+      expect(error.message).toMatch(/^DATABASE_URL /);
+    });
+  });
+});

@@ -1,0 +1,114 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MAIN_JS, runToExit, startStandalone } from './support/standalone';
+
+const JWT_SECRET = 'standalone-test-secret-of-at-least-32-bytes';
+
+/** The built standalone app as a user runs it: `npm start` on a fresh folder, embedded defaults. */
+describe('standalone app', () => {
+  let cwd: string;
+
+  beforeAll(() => {
+    if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run npm run build (npm test does)`);
+  });
+
+  beforeEach(() => {
+    cwd = mkdtempSync(join(tmpdir(), 'auth-standalone-'));
+  });
+
+  afterEach(() => rmSync(cwd, { recursive: true, force: true }));
+
+  describe('refuses bad configuration with one line naming the variable', () => {
+    it.each([
+      [{ PORT: 'eighty' }, 'PORT'],
+      [{ DATABASE_URL: 'mysql://localhost/db' }, 'DATABASE_URL'],
+      [{ JWT_SECRET: 'too-short' }, 'JWT_SECRET'],
+      [{ NODE_ENV: 'production' }, 'JWT_SECRET'],
+      [{ ACCESS_TOKEN_EXPIRE_MINUTES: '0' }, 'ACCESS_TOKEN_EXPIRE_MINUTES'],
+      [{ SMTP_URL: 'http://mail.example.com' }, 'SMTP_URL'],
+      [{ REDIS_URL: 'not a url' }, 'REDIS_URL'],
+      [{ TRUST_PROXY: 'true' }, 'TRUST_PROXY'],
+      [{ PASSWORD_RESET_URL: 'ftp://x' }, 'PASSWORD_RESET_URL'],
+      [{ RATE_LIMIT_PER_MINUTE: '-1' }, 'RATE_LIMIT_PER_MINUTE'],
+    ])('%j -> names %s', (env, variable) => {
+      const result = runToExit(env, cwd);
+      expect(result.status).toBe(1);
+      const lines = result.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(variable);
+      expect(result.stdout).toBe('');
+      expect(existsSync(join(cwd, 'data'))).toBe(false);
+    });
+  });
+
+  it('starts on the embedded defaults: migrations, health, docs, and mail as .eml files', async () => {
+    const app = await startStandalone({ JWT_SECRET }, cwd);
+    try {
+      expect(await (await fetch(`${app.baseUrl}/health/ready`)).json()).toEqual({ status: 'ok', checks: { database: 'up' } });
+      const docsPage = await fetch(`${app.baseUrl}/docs`);
+      expect(docsPage.status).toBe(200);
+      expect(await docsPage.text()).toContain('swagger');
+      const openapi = (await (await fetch(`${app.baseUrl}/docs-json`)).json()) as { paths: Record<string, object> };
+      for (const route of ['signup', 'signin', 'forgot-password', 'reset-password', 'change-password', 'me']) {
+        expect(openapi.paths).toHaveProperty([`/api/v1/auth/${route}`]);
+      }
+      expect(openapi.paths['/api/v1/auth/signup']).toHaveProperty(['post', 'responses', '201']);
+      expect(openapi.paths['/api/v1/auth/signup']).toHaveProperty(['post', 'responses', '400']);
+      expect(openapi.paths['/api/v1/auth/signup']).toHaveProperty(['post', 'responses', '422']);
+      expect(openapi.paths['/api/v1/auth/me']).toHaveProperty(['get', 'responses', '401']);
+
+      const account = { email: 'eve@example.com', username: 'eve', password: 'standalone password' };
+      const signup = await fetch(`${app.baseUrl}/api/v1/auth/signup`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(account),
+      });
+      expect(signup.status).toBe(201);
+      const forgot = await fetch(`${app.baseUrl}/api/v1/auth/forgot-password`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ email: account.email }),
+      });
+      expect(forgot.status).toBe(200);
+
+      const mailDir = join(cwd, 'data', 'mail');
+      const deadline = Date.now() + 5000;
+      while ((!existsSync(mailDir) || readdirSync(mailDir).length < 2) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const files = readdirSync(mailDir).filter((f) => f.endsWith('.eml'));
+      expect(files).toHaveLength(2);
+      const reset = files.map((f) => readFileSync(join(mailDir, f), 'utf8')).find((m) => m.includes('Subject: Reset'));
+      expect(reset).toBeDefined();
+      expect(reset!.replace(/=\r?\n/g, '')).toMatch(/http:\/\/localhost:3000\/reset-password\?token=3D[\w-]{43}/);
+      for (const file of files) expect(app.output()).toContain(file);
+      expect(app.output()).not.toMatch(/token=|reset-password\?/);
+      expect(app.output()).not.toContain(account.password);
+    } finally {
+      await app.stop();
+    }
+
+    // Restarted on the same folder: migrations are not applied twice and the account is still there.
+    const again = await startStandalone({ JWT_SECRET }, cwd);
+    try {
+      const signin = await fetch(`${again.baseUrl}/api/v1/auth/signin`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ email: 'eve@example.com', password: 'standalone password' }),
+      });
+      expect(signin.status).toBe(200);
+    } finally {
+      await again.stop();
+    }
+  });
+
+  it('warns when JWT_SECRET is missing outside production, and still starts', async () => {
+    const app = await startStandalone({}, cwd);
+    try {
+      expect(app.output()).toMatch(/JWT_SECRET is not set/);
+    } finally {
+      await app.stop();
+    }
+  });
+});
