@@ -1,5 +1,7 @@
 import 'reflect-metadata';
 import { existsSync } from 'node:fs';
+import type * as NestCommon from '@nestjs/common';
+import type * as AppSetup from './app.setup';
 import { AppConfig, ConfigError, loadAppConfig } from './config/app-config';
 
 async function bootstrap(): Promise<void> {
@@ -14,7 +16,9 @@ async function bootstrap(): Promise<void> {
     process.exit(1);
   }
   // Loaded only now, so a bad configuration is reported at once, before Nest and the drivers load.
-  const [{ Logger }, { createApp }] = await Promise.all([import('@nestjs/common'), import('./app.setup.js')]);
+  // (require, not import(): Node 20's ESM loader trips over Nest's ESM-only packages behind a dynamic import.)
+  const { Logger } = require('@nestjs/common') as typeof NestCommon;
+  const { createApp } = require('./app.setup') as typeof AppSetup;
   const logger = new Logger('Bootstrap');
   if (config.jwtSecretGenerated) {
     logger.warn('JWT_SECRET is not set: using a random secret for this process; tokens end when it stops');
