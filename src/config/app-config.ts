@@ -6,6 +6,8 @@ import { DatabaseTarget, DEFAULT_DATABASE_URL, parseDatabaseUrl } from './databa
 export interface AppConfig {
   production: boolean;
   port: number;
+  /** HTTP adapter of the standalone app. */
+  httpAdapter: 'fastify' | 'express';
   database: DatabaseTarget;
   redisUrl?: string;
   jwtSecret: string;
@@ -74,6 +76,12 @@ function trustProxy(env: Env): AppConfig['trustProxy'] {
   return entries;
 }
 
+function httpAdapter(env: Env): AppConfig['httpAdapter'] {
+  const raw = read(env, 'HTTP_ADAPTER') ?? 'fastify';
+  if (raw !== 'fastify' && raw !== 'express') throw new ConfigError(`HTTP_ADAPTER must be fastify or express, got "${raw}"`);
+  return raw;
+}
+
 /** Validates the environment; throws `ConfigError` naming the first bad variable. */
 export function loadAppConfig(env: Env): AppConfig {
   const production = read(env, 'NODE_ENV') === 'production';
@@ -99,6 +107,7 @@ export function loadAppConfig(env: Env): AppConfig {
   return {
     production,
     port: integer(env, 'PORT', 3000, 0, 65535),
+    httpAdapter: httpAdapter(env),
     database,
     redisUrl: url(env, 'REDIS_URL', undefined, ['redis:', 'rediss:']),
     jwtSecret,
