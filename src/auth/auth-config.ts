@@ -33,6 +33,10 @@ function positiveInteger(name: string, value: number, min = 1): number {
   return value;
 }
 
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function toKeyObject(secret: AuthModuleOptions['jwtSecret']): KeyObject {
   const key = secret instanceof KeyObject ? secret : createSecretKey(Buffer.from(secret));
   if (key.type !== 'secret' || (key.symmetricKeySize ?? 0) < MIN_JWT_SECRET_BYTES) {
@@ -44,15 +48,14 @@ function toKeyObject(secret: AuthModuleOptions['jwtSecret']): KeyObject {
 
 export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
   const rateLimit = options.rateLimit ?? {};
-  const hashing = { ...ARGON2_MIN, ...options.passwordHashing };
+  const hashing = { ...ARGON2_MIN, ...withoutUndefined(options.passwordHashing ?? {}) };
   for (const [name, min] of Object.entries(ARGON2_MIN)) {
     positiveInteger(`passwordHashing.${name}`, hashing[name as keyof typeof hashing], min);
   }
-  let passwordResetUrl: URL;
-  try {
-    passwordResetUrl = new URL(options.passwordResetUrl);
-  } catch {
-    throw new Error(`AuthModule: passwordResetUrl is not an absolute URL: ${options.passwordResetUrl}`);
+  const passwordResetUrl = URL.parse(options.passwordResetUrl);
+  // Anything but http(s) in a mailed link (javascript:, data:) is an attack on the reader.
+  if (!passwordResetUrl || !['http:', 'https:'].includes(passwordResetUrl.protocol)) {
+    throw new Error(`AuthModule: passwordResetUrl must be an absolute http(s) URL: ${options.passwordResetUrl}`);
   }
   return {
     jwtKey: toKeyObject(options.jwtSecret),

@@ -85,14 +85,16 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (exception instanceof ThrottlerException) {
       return problem(HttpStatus.TOO_MANY_REQUESTS, AuthErrors.TOO_MANY_REQUESTS);
     }
+    // Nest's adapters wrap body-parser failures in an HttpException whose message quotes the parser,
+    // and on Express part of the body (a password, say): answer those with a fixed text instead.
+    const parserStatus = parserErrorStatus(exception instanceof HttpException ? exception.cause : exception);
+    if (parserStatus !== undefined) return problem(parserStatus, PARSER_ERRORS[parserStatus]);
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const body = problem(status, detailOf(exception));
       if (exception instanceof ValidationFailedException) body.errors = exception.errors;
       return body;
     }
-    const parserStatus = parserErrorStatus(exception);
-    if (parserStatus !== undefined) return problem(parserStatus, PARSER_ERRORS[parserStatus]);
     return problem(HttpStatus.INTERNAL_SERVER_ERROR, STATUS_CODES[500]!);
   }
 }

@@ -24,6 +24,7 @@ describe(loadAppConfig.name, () => {
       expect(sut).toMatchObject({
         production: false,
         port: 3000,
+        httpAdapter: 'fastify',
         database: { type: 'sqlite', path: './data/auth.sqlite' },
         redisUrl: undefined,
         jwtSecretGenerated: true,
@@ -58,6 +59,7 @@ describe(loadAppConfig.name, () => {
       const sut = loadAppConfig(
         env({
           PORT: '8080',
+          HTTP_ADAPTER: 'express',
           REDIS_URL: 'redis://cache:6379',
           ACCESS_TOKEN_EXPIRE_MINUTES: '5',
           PASSWORD_RESET_TOKEN_EXPIRE_MINUTES: '20',
@@ -72,6 +74,7 @@ describe(loadAppConfig.name, () => {
 
       expect(sut).toMatchObject({
         port: 8080,
+        httpAdapter: 'express',
         redisUrl: 'redis://cache:6379',
         jwtSecret: VALID_SECRET,
         jwtSecretGenerated: false,
@@ -109,6 +112,8 @@ describe(loadAppConfig.name, () => {
       ['SMTP_URL', 'https://mail.example.com'],
       ['DATABASE_URL', 'mysql://localhost/auth'],
       ['TRUST_PROXY', 'true'],
+      ['HTTP_ADAPTER', 'koa'],
+      ['HTTP_ADAPTER', 'Express'],
       ['JWT_SECRET', 'short'],
     ])('%s=%p throws a ConfigError naming the variable', (name, value) => {
       const error = configErrorOf({ [name]: value });
@@ -177,6 +182,15 @@ describe(loadAppConfig.name, () => {
       expect(error.message).toContain('TRUST_PROXY');
       expect(error.message).toContain('proxy.internal');
     });
+
+    it.each(['10.0.0.300', '10.0.0.0/33', '::1/200', 'beef', '10.0.0.1/8/1', '10.0.0.0/x'])(
+      'refuses %p, which the proxy trust list cannot compile',
+      (raw) => {
+        const error = configErrorOf({ TRUST_PROXY: raw });
+
+        expect(error.message).toContain('TRUST_PROXY');
+      },
+    );
   });
 
   describe('DATABASE_URL', () => {

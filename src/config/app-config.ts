@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { MIN_JWT_SECRET_BYTES } from '../auth/auth-config';
 import { DatabaseTarget, DEFAULT_DATABASE_URL, parseDatabaseUrl } from './database-url';
 
@@ -61,6 +62,16 @@ function url(env: Env, name: string, fallback: string | undefined, protocols: st
   return raw;
 }
 
+/** What proxy-addr (Express and Fastify's trust list) accepts: a named range, an address, or a CIDR. */
+function isProxyAddress(entry: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+  const [address, prefix, ...rest] = entry.split('/');
+  const version = isIP(address);
+  if (version === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
+}
+
 function trustProxy(env: Env): AppConfig['trustProxy'] {
   const raw = read(env, 'TRUST_PROXY');
   if (raw === undefined) return false;
@@ -70,8 +81,7 @@ function trustProxy(env: Env): AppConfig['trustProxy'] {
     throw new ConfigError('TRUST_PROXY must be a hop count or a list of proxy addresses, not "true"');
   }
   const entries = raw.split(',').map((entry) => entry.trim()).filter(Boolean);
-  const valid = /^(loopback|linklocal|uniquelocal|[0-9a-fA-F.:]+(\/\d{1,3})?)$/;
-  const bad = entries.find((entry) => !valid.test(entry));
+  const bad = entries.find((entry) => !isProxyAddress(entry));
   if (bad !== undefined) throw new ConfigError(`TRUST_PROXY has an entry that is not an address or CIDR: "${bad}"`);
   return entries;
 }

@@ -1,10 +1,26 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsEmail, IsOptional, IsString, Length, Matches, MaxLength } from 'class-validator';
-import { IsCurrentPassword, IsNewPassword } from './password.validator';
+import { IsEmail, IsOptional, IsString, Length, Matches, MaxLength, ValidateBy } from 'class-validator';
+import { canonicalUsername } from '../../users/users.service';
+import { characterCount, IsCurrentPassword, IsNewPassword } from './password.validator';
 
 const EMAIL_MAX_LENGTH = 254;
+const USERNAME_MAX_LENGTH = 50;
+
+/**
+ * Uniqueness is checked on the NFKC form, which can be longer than what was typed (one Arabic ligature
+ * expands to 18 characters): it must fit its column too, or the insert fails with a 500.
+ */
+function FitsCanonicalUsername(): PropertyDecorator {
+  return ValidateBy({
+    name: 'fitsCanonicalUsername',
+    validator: {
+      validate: (value) => typeof value !== 'string' || characterCount(canonicalUsername(value)) <= USERNAME_MAX_LENGTH,
+      defaultMessage: () => `username must be at most ${USERNAME_MAX_LENGTH} characters once normalised`,
+    },
+  });
+}
 
 /** Surrounding spaces are dropped before the check; case is folded later, by `normalizeEmail`. */
 function EmailField(): PropertyDecorator {
@@ -24,12 +40,13 @@ export class SignUpDto {
   @ApiProperty({
     example: 'ada',
     minLength: 3,
-    maxLength: 50,
+    maxLength: USERNAME_MAX_LENGTH,
     description: 'Letters, digits, dot, dash and underscore; unique regardless of case',
   })
   @IsString()
-  @Length(3, 50)
+  @Length(3, USERNAME_MAX_LENGTH)
   @Matches(/^[\p{L}\p{N}._-]+$/u, { message: 'username may contain only letters, digits, dot, dash and underscore' })
+  @FitsCanonicalUsername()
   username: string;
 
   @IsNewPassword('Password, 8 to 128 characters of any kind')

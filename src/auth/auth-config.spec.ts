@@ -1,0 +1,136 @@
+import { createSecretKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { MIN_JWT_SECRET_BYTES, resolveAuthConfig } from './auth-config';
+import type { AuthModuleOptions } from './auth-options.interface';
+
+const SECRET = 's'.repeat(MIN_JWT_SECRET_BYTES);
+
+function options(overrides: Partial<AuthModuleOptions> = {}): AuthModuleOptions {
+  return { jwtSecret: SECRET, passwordResetUrl: 'https://app.example.com/reset', ...overrides };
+}
+
+describe(resolveAuthConfig.name, () => {
+  describe('defaults', () => {
+    it('fills every optional setting', () => {
+      const sut = resolveAuthConfig(options());
+
+      expect(sut).toMatchObject({
+        jwtIssuer: 'auth-service',
+        jwtAudience: 'auth-service',
+        accessTokenTtlSeconds: 1800,
+        passwordResetTokenTtlSeconds: 1800,
+        appName: 'Auth Service',
+        mail: { from: 'no-reply@localhost', smtpUrl: undefined, outputDir: './data/mail' },
+        rateLimit: { perAddressPerMinute: 60, signinMaxFailures: 10, signinFailureWindowSeconds: 900, redisUrl: undefined },
+        passwordHashing: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
+      });
+      expect(sut.passwordResetUrl.href).toBe('https://app.example.com/reset');
+    });
+
+    it('uses the real time by default', () => {
+      const before = Date.now();
+      const now = resolveAuthConfig(options()).clock().getTime();
+
+      expect(now).toBeGreaterThanOrEqual(before);
+      expect(now).toBeLessThanOrEqual(Date.now());
+    });
+
+    it('keeps the given values', () => {
+      const clock = () => new Date(0);
+      const sut = resolveAuthConfig(
+        options({
+          jwtIssuer: 'issuer',
+          jwtAudience: 'audience',
+          accessTokenTtlSeconds: 60,
+          rateLimit: { perAddressPerMinute: 0, signinMaxFailures: 3, redisUrl: 'redis://cache' },
+          passwordHashing: { memoryCost: 65536, timeCost: 3, parallelism: 2 },
+          clock,
+        }),
+      );
+
+      expect(sut).toMatchObject({
+        jwtIssuer: 'issuer',
+        jwtAudience: 'audience',
+        accessTokenTtlSeconds: 60,
+        rateLimit: { perAddressPerMinute: 0, signinMaxFailures: 3, signinFailureWindowSeconds: 900, redisUrl: 'redis://cache' },
+        passwordHashing: { memoryCost: 65536, timeCost: 3, parallelism: 2 },
+      });
+      expect(sut.clock).toBe(clock);
+    });
+  });
+
+  describe('jwtSecret', () => {
+    it.each([
+      ['a string', 's'.repeat(MIN_JWT_SECRET_BYTES - 1)],
+      ['a Buffer', randomBytes(MIN_JWT_SECRET_BYTES - 1)],
+      ['a KeyObject', createSecretKey(randomBytes(MIN_JWT_SECRET_BYTES - 1))],
+    ])('refuses %s shorter than 32 bytes', (_kind, jwtSecret) => {
+      expect(() => resolveAuthConfig(options({ jwtSecret }))).toThrow(/jwtSecret/);
+    });
+
+    it.each([
+      ['a string', 's'.repeat(MIN_JWT_SECRET_BYTES)],
+      ['a Buffer', randomBytes(MIN_JWT_SECRET_BYTES)],
+      ['a KeyObject', createSecretKey(randomBytes(MIN_JWT_SECRET_BYTES))],
+    ])('turns %s of 32 bytes into a secret KeyObject', (_kind, jwtSecret) => {
+      const key = resolveAuthConfig(options({ jwtSecret })).jwtKey;
+
+      expect(key.type).toBe('secret');
+      expect(key.symmetricKeySize).toBe(MIN_JWT_SECRET_BYTES);
+    });
+
+    it('counts the bytes of a string, not its characters', () => {
+      const twoBytesEach = 'é'.repeat(MIN_JWT_SECRET_BYTES / 2);
+
+      expect(resolveAuthConfig(options({ jwtSecret: twoBytesEach })).jwtKey.symmetricKeySize).toBe(MIN_JWT_SECRET_BYTES);
+      expect(() => resolveAuthConfig(options({ jwtSecret: 'é'.repeat(MIN_JWT_SECRET_BYTES / 2 - 1) }))).toThrow(/jwtSecret/);
+    });
+
+    it('refuses an asymmetric key', () => {
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+
+      expect(() => resolveAuthConfig(options({ jwtSecret: privateKey }))).toThrow(/jwtSecret/);
+    });
+  });
+
+  describe('passwordHashing', () => {
+    it.each([
+      ['memoryCost', { memoryCost: 19455 }],
+      ['timeCost', { timeCost: 1 }],
+      ['parallelism', { parallelism: 0 }],
+      ['memoryCost', { memoryCost: 19456.5 }],
+    ])('refuses %s below the OWASP minimum or not an integer', (name, passwordHashing) => {
+      expect(() => resolveAuthConfig(options({ passwordHashing }))).toThrow(`passwordHashing.${name}`);
+    });
+
+    it('accepts exactly the minimum', () => {
+      const sut = resolveAuthConfig(options({ passwordHashing: { memoryCost: 19456, timeCost: 2, parallelism: 1 } }));
+
+      expect(sut.passwordHashing).toEqual({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+    });
+  });
+
+  describe('passwordResetUrl', () => {
+    it.each(['', 'reset-password', '/reset-password', 'app.example.com/reset'])('refuses %p', (passwordResetUrl) => {
+      expect(() => resolveAuthConfig(options({ passwordResetUrl }))).toThrow(/passwordResetUrl/);
+    });
+
+    it.each(['javascript:alert(1)', 'data:text/html,hi', 'ftp://example.com/reset'])(
+      'refuses %p: a mailed link must be http or https',
+      (passwordResetUrl) => {
+        expect(() => resolveAuthConfig(options({ passwordResetUrl }))).toThrow(/passwordResetUrl/);
+      },
+    );
+  });
+
+  describe('other bounds', () => {
+    it.each([
+      ['accessTokenTtlSeconds', { accessTokenTtlSeconds: 0 }],
+      ['passwordResetTokenTtlSeconds', { passwordResetTokenTtlSeconds: 1.5 }],
+      ['rateLimit.perAddressPerMinute', { rateLimit: { perAddressPerMinute: -1 } }],
+      ['rateLimit.signinMaxFailures', { rateLimit: { signinMaxFailures: 0 } }],
+      ['rateLimit.signinFailureWindowSeconds', { rateLimit: { signinFailureWindowSeconds: 0 } }],
+    ])('refuses a bad %s', (name, overrides: Partial<AuthModuleOptions>) => {
+      expect(() => resolveAuthConfig(options(overrides))).toThrow(name);
+    });
+  });
+});

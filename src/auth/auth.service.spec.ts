@@ -1,0 +1,352 @@
+import { BadRequestException, ForbiddenException, Logger, NotFoundException, UnauthorizedException } from '@nestjs/common';
+import { TooManyRequestsException } from '../common/exceptions';
+import { MailService } from '../mail/mail.service';
+import { User } from '../users/user.entity';
+import { UserAlreadyExistsError, UsersService } from '../users/users.service';
+import { AccessTokenService } from './access-token.service';
+import { AuthService } from './auth.service';
+import type { RequestContext } from './decorators';
+import { ChangePasswordDto, ResetPasswordDto, SignInDto, SignUpDto } from './dto/requests.dto';
+import { PasswordHasher } from './password-hasher';
+import { PasswordResetTokensService } from './password-reset-tokens.service';
+import { SigninFailureLimiter } from './signin-failures';
+
+const PASSWORD = 'correct horse battery';
+const STORED_HASH = '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA';
+const NEW_HASH = '$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3aGFzaA';
+
+function userStub(overrides: Partial<User> = {}): User {
+  return Object.assign(new User(), {
+    id: 7,
+    email: 'ada@example.com',
+    username: 'Ada',
+    usernameCanonical: 'ada',
+    fullName: 'Ada Lovelace',
+    hashedPassword: STORED_HASH,
+    isActive: true,
+    tokenVersion: 0,
+    createdAt: new Date('2026-01-02T03:04:05.000Z'),
+    updatedAt: new Date('2026-01-02T03:04:05.000Z'),
+    ...overrides,
+  });
+}
+
+function signUpDto(overrides: Partial<SignUpDto> = {}): SignUpDto {
+  return Object.assign(new SignUpDto(), { email: 'ada@example.com', username: 'Ada', password: PASSWORD, ...overrides });
+}
+
+function signInDto(overrides: Partial<SignInDto> = {}): SignInDto {
+  return Object.assign(new SignInDto(), { email: 'ada@example.com', password: PASSWORD, ...overrides });
+}
+
+/** Checks the class and the exact detail, which `toThrow(new X(...))` alone would not (it compares messages only). */
+async function expectRejection(promise: Promise<unknown>, type: new (message: string) => Error, detail: string): Promise<void> {
+  await expect(promise).rejects.toBeInstanceOf(type);
+  await expect(promise).rejects.toHaveProperty('message', detail);
+}
+
+const ctx: RequestContext = { requestId: 'req-1', ip: '203.0.113.9' };
+
+function newMocks() {
+  return {
+    users: {
+      findTakenField: jest.fn().mockResolvedValue(null),
+      create: jest.fn(),
+      findByEmail: jest.fn().mockResolvedValue(null),
+      findByEmailWithPassword: jest.fn().mockResolvedValue(null),
+      findById: jest.fn().mockResolvedValue(null),
+      findByIdWithPassword: jest.fn().mockResolvedValue(null),
+      changePassword: jest.fn().mockResolvedValue(undefined),
+      replacePasswordHash: jest.fn().mockResolvedValue(undefined),
+    },
+    hasher: {
+      hash: jest.fn().mockResolvedValue(NEW_HASH),
+      verify: jest.fn().mockResolvedValue('mismatch'),
+    },
+    accessTokens: {
+      issue: jest.fn().mockReturnValue({ token: 'signed.jwt.token', expiresInSeconds: 1800 }),
+    },
+    resetTokens: {
+      issue: jest.fn().mockResolvedValue('reset-token'),
+      redeem: jest.fn().mockResolvedValue(null),
+    },
+    signinFailures: {
+      retryAfterSeconds: jest.fn().mockResolvedValue(0),
+      recordFailure: jest.fn().mockResolvedValue(undefined),
+      clear: jest.fn().mockResolvedValue(undefined),
+    },
+    mail: {
+      sendWelcome: jest.fn(),
+      sendPasswordReset: jest.fn(),
+    },
+  };
+}
+
+describe(AuthService.name, () => {
+  let mocks: ReturnType<typeof newMocks>;
+  let logLines: string[];
+  let sut: AuthService;
+
+  beforeEach(() => {
+    mocks = newMocks();
+    logLines = [];
+    jest.spyOn(Logger.prototype, 'log').mockImplementation((message: unknown) => {
+      logLines.push(String(message));
+    });
+    sut = new AuthService(
+      mocks.users as unknown as UsersService,
+      mocks.hasher as unknown as PasswordHasher,
+      mocks.accessTokens as unknown as AccessTokenService,
+      mocks.resetTokens as unknown as PasswordResetTokensService,
+      mocks.signinFailures as unknown as SigninFailureLimiter,
+      mocks.mail as unknown as MailService,
+    );
+  });
+
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
+
+  describe('signUp', () => {
+    it('stores the hash, sends a welcome mail and answers with a token', async () => {
+      const user = userStub();
+      mocks.users.create.mockResolvedValue(user);
+
+      const response = await sut.signUp(signUpDto(), ctx);
+
+      expect(mocks.hasher.hash).toHaveBeenCalledWith(PASSWORD);
+      expect(mocks.users.create).toHaveBeenCalledWith({
+        email: 'ada@example.com',
+        username: 'Ada',
+        fullName: null,
+        hashedPassword: NEW_HASH,
+      });
+      expect(mocks.mail.sendWelcome).toHaveBeenCalledWith(user);
+      expect(response).toEqual({
+        access_token: 'signed.jwt.token',
+        token_type: 'bearer',
+        expires_in: 1800,
+        user: {
+          id: 7,
+          email: 'ada@example.com',
+          username: 'Ada',
+          full_name: 'Ada Lovelace',
+          is_active: true,
+          created_at: '2026-01-02T03:04:05.000Z',
+        },
+      });
+      expect(JSON.stringify(response)).not.toContain(STORED_HASH);
+    });
+
+    it.each([
+      ['email', 'Email already registered'],
+      ['username', 'Username already taken'],
+    ] as const)('refuses a taken %s before hashing', async (field, detail) => {
+      mocks.users.findTakenField.mockResolvedValue(field);
+
+      await expectRejection(sut.signUp(signUpDto(), ctx), BadRequestException, detail);
+      expect(mocks.hasher.hash).not.toHaveBeenCalled();
+      expect(mocks.users.create).not.toHaveBeenCalled();
+    });
+
+    it('answers a lost sign-up race on the username with 400 "Username already taken"', async () => {
+      mocks.users.create.mockRejectedValue(new UserAlreadyExistsError('username'));
+
+      const promise = sut.signUp(signUpDto(), ctx);
+
+      await expect(promise).rejects.toBeInstanceOf(BadRequestException);
+      await expect(promise).rejects.toHaveProperty('message', 'Username already taken');
+      expect(mocks.mail.sendWelcome).not.toHaveBeenCalled();
+    });
+
+    it('answers a lost sign-up race on the email with 400 "Email already registered"', async () => {
+      mocks.users.create.mockRejectedValue(new UserAlreadyExistsError('email'));
+
+      await expectRejection(sut.signUp(signUpDto(), ctx), BadRequestException, 'Email already registered');
+    });
+
+    it('lets any other failure through untouched', async () => {
+      const failure = new Error('connection reset');
+      mocks.users.create.mockRejectedValue(failure);
+
+      await expect(sut.signUp(signUpDto(), ctx)).rejects.toBe(failure);
+    });
+  });
+
+  describe('signIn', () => {
+    it('checks an unknown email against the dummy hash and records a failure', async () => {
+      mocks.users.findByEmailWithPassword.mockResolvedValue(null);
+
+      await expectRejection(sut.signIn(signInDto({ email: 'Nobody@Example.com ' }), ctx), UnauthorizedException, 'Invalid email or password');
+      expect(mocks.hasher.verify).toHaveBeenCalledWith(null, PASSWORD);
+      expect(mocks.signinFailures.recordFailure).toHaveBeenCalledWith('nobody@example.com');
+    });
+
+    it('answers a wrong password exactly as an unknown email', async () => {
+      mocks.users.findByEmailWithPassword.mockResolvedValue(userStub());
+      mocks.hasher.verify.mockResolvedValue('mismatch');
+
+      await expectRejection(sut.signIn(signInDto({ password: 'wrong password' }), ctx), UnauthorizedException, 'Invalid email or password');
+      expect(mocks.hasher.verify).toHaveBeenCalledWith(STORED_HASH, 'wrong password');
+      expect(mocks.signinFailures.recordFailure).toHaveBeenCalledWith('ada@example.com');
+      expect(mocks.signinFailures.clear).not.toHaveBeenCalled();
+    });
+
+    it('refuses a locked account with 429 without checking the password', async () => {
+      mocks.signinFailures.retryAfterSeconds.mockResolvedValue(120);
+      mocks.users.findByEmailWithPassword.mockResolvedValue(userStub());
+
+      const promise = sut.signIn(signInDto(), ctx);
+
+      await expect(promise).rejects.toBeInstanceOf(TooManyRequestsException);
+      await expect(promise).rejects.toMatchObject({ retryAfterSeconds: 120 });
+      expect(mocks.hasher.verify).not.toHaveBeenCalled();
+      expect(mocks.users.findByEmailWithPassword).not.toHaveBeenCalled();
+      expect(mocks.signinFailures.recordFailure).not.toHaveBeenCalled();
+    });
+
+    it('asks the limiter about the normalised email', async () => {
+      await expect(sut.signIn(signInDto({ email: '  ADA@Example.COM ' }), ctx)).rejects.toThrow(UnauthorizedException);
+
+      expect(mocks.signinFailures.retryAfterSeconds).toHaveBeenCalledWith('ada@example.com');
+      expect(mocks.users.findByEmailWithPassword).toHaveBeenCalledWith('ada@example.com');
+    });
+
+    it('answers with a token and clears the failures on success', async () => {
+      const user = userStub();
+      mocks.users.findByEmailWithPassword.mockResolvedValue(user);
+      mocks.hasher.verify.mockResolvedValue('match');
+
+      const response = await sut.signIn(signInDto(), ctx);
+
+      expect(response.access_token).toBe('signed.jwt.token');
+      expect(response.user).not.toHaveProperty('hashed_password');
+      expect(JSON.stringify(response)).not.toContain(STORED_HASH);
+      expect(mocks.accessTokens.issue).toHaveBeenCalledWith(user);
+      expect(mocks.signinFailures.clear).toHaveBeenCalledWith('ada@example.com');
+      expect(mocks.signinFailures.recordFailure).not.toHaveBeenCalled();
+      expect(mocks.users.replacePasswordHash).not.toHaveBeenCalled();
+    });
+
+    it('rehashes the password when the stored hash is stale', async () => {
+      mocks.users.findByEmailWithPassword.mockResolvedValue(userStub());
+      mocks.hasher.verify.mockResolvedValue('match-needs-rehash');
+
+      await sut.signIn(signInDto(), ctx);
+
+      expect(mocks.hasher.hash).toHaveBeenCalledWith(PASSWORD);
+      expect(mocks.users.replacePasswordHash).toHaveBeenCalledWith(7, NEW_HASH);
+      expect(mocks.users.changePassword).not.toHaveBeenCalled();
+    });
+
+    it('refuses an inactive account with 403 after a correct password', async () => {
+      mocks.users.findByEmailWithPassword.mockResolvedValue(userStub({ isActive: false }));
+      mocks.hasher.verify.mockResolvedValue('match');
+
+      await expectRejection(sut.signIn(signInDto(), ctx), ForbiddenException, 'User account is inactive');
+      expect(mocks.accessTokens.issue).not.toHaveBeenCalled();
+    });
+
+    it('answers 401, not 403, for an inactive account with a wrong password', async () => {
+      mocks.users.findByEmailWithPassword.mockResolvedValue(userStub({ isActive: false }));
+
+      await expect(sut.signIn(signInDto({ password: 'wrong password' }), ctx)).rejects.toThrow(UnauthorizedException);
+    });
+
+    it('never logs the password or the hash', async () => {
+      mocks.users.findByEmailWithPassword.mockResolvedValue(userStub());
+      mocks.hasher.verify.mockResolvedValueOnce('mismatch').mockResolvedValueOnce('match');
+
+      await expect(sut.signIn(signInDto({ password: 'wrong password' }), ctx)).rejects.toThrow(UnauthorizedException);
+      await sut.signIn(signInDto(), ctx);
+
+      expect(logLines).toHaveLength(2);
+      expect(logLines.join('\n')).toContain('request_id=req-1');
+      expect(logLines.join('\n')).not.toMatch(/wrong password|correct horse|argon2/);
+    });
+  });
+
+  describe('forgotPassword', () => {
+    it('sends a reset mail with a fresh token to a known user', async () => {
+      const user = userStub();
+      mocks.users.findByEmail.mockResolvedValue(user);
+
+      const response = await sut.forgotPassword({ email: 'ada@example.com' }, ctx);
+
+      expect(mocks.resetTokens.issue).toHaveBeenCalledWith(7);
+      expect(mocks.mail.sendPasswordReset).toHaveBeenCalledWith(user, 'reset-token');
+      expect(response).toEqual({ message: 'If the email is registered, a password reset link has been sent' });
+    });
+
+    it('answers an unknown email the same way, sending nothing', async () => {
+      const unknown = await sut.forgotPassword({ email: 'nobody@example.com' }, ctx);
+      mocks.users.findByEmail.mockResolvedValue(userStub());
+      const known = await sut.forgotPassword({ email: 'ada@example.com' }, ctx);
+
+      expect(unknown).toEqual(known);
+      expect(mocks.mail.sendPasswordReset).toHaveBeenCalledTimes(1);
+      expect(mocks.resetTokens.issue).toHaveBeenCalledTimes(1);
+    });
+
+    it('never logs the token', async () => {
+      mocks.users.findByEmail.mockResolvedValue(userStub());
+
+      await sut.forgotPassword({ email: 'ada@example.com' }, ctx);
+
+      expect(logLines.join('\n')).not.toContain('reset-token');
+    });
+  });
+
+  describe('resetPassword', () => {
+    const dto = Object.assign(new ResetPasswordDto(), { token: 'reset-token', new_password: 'a new password' });
+
+    it('refuses a token that does not redeem', async () => {
+      mocks.resetTokens.redeem.mockResolvedValue(null);
+
+      await expectRejection(sut.resetPassword(dto, ctx), BadRequestException, 'Invalid or expired token');
+      expect(mocks.resetTokens.redeem).toHaveBeenCalledWith('reset-token');
+      expect(mocks.users.changePassword).not.toHaveBeenCalled();
+    });
+
+    it('answers 404 when the token user is gone', async () => {
+      mocks.resetTokens.redeem.mockResolvedValue(7);
+
+      await expectRejection(sut.resetPassword(dto, ctx), NotFoundException, 'User not found');
+    });
+
+    it('stores the new hash and ends the sign-in lockout', async () => {
+      mocks.resetTokens.redeem.mockResolvedValue(7);
+      mocks.users.findById.mockResolvedValue(userStub());
+
+      await expect(sut.resetPassword(dto, ctx)).resolves.toEqual({ message: 'Password reset successfully' });
+      expect(mocks.hasher.hash).toHaveBeenCalledWith('a new password');
+      expect(mocks.users.changePassword).toHaveBeenCalledWith(7, NEW_HASH);
+      expect(mocks.signinFailures.clear).toHaveBeenCalledWith('ada@example.com');
+    });
+  });
+
+  describe('changePassword', () => {
+    const dto = Object.assign(new ChangePasswordDto(), { old_password: PASSWORD, new_password: 'a new password' });
+
+    it('refuses a wrong current password', async () => {
+      mocks.users.findByIdWithPassword.mockResolvedValue(userStub());
+      mocks.hasher.verify.mockResolvedValue('mismatch');
+
+      await expectRejection(sut.changePassword(userStub(), dto, ctx), BadRequestException, 'Incorrect current password');
+      expect(mocks.users.changePassword).not.toHaveBeenCalled();
+    });
+
+    it('answers 404 when the user is gone', async () => {
+      await expectRejection(sut.changePassword(userStub(), dto, ctx), NotFoundException, 'User not found');
+    });
+
+    it.each(['match', 'match-needs-rehash'])('stores the new hash after a %s', async (check) => {
+      mocks.users.findByIdWithPassword.mockResolvedValue(userStub());
+      mocks.hasher.verify.mockResolvedValue(check);
+
+      await expect(sut.changePassword(userStub(), dto, ctx)).resolves.toEqual({ message: 'Password changed successfully' });
+      expect(mocks.hasher.verify).toHaveBeenCalledWith(STORED_HASH, PASSWORD);
+      expect(mocks.users.changePassword).toHaveBeenCalledWith(7, NEW_HASH);
+    });
+  });
+});

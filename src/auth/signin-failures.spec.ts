@@ -1,0 +1,271 @@
+import Redis from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { AuthConfig } from './auth-config';
+import { RedisConnection } from './redis-connection';
+import { InMemoryFailureCounterStore, RedisFailureCounterStore, SigninFailureLimiter } from './signin-failures';
+
+const REDIS_URL = 'redis://127.0.0.1:6379';
+const WINDOW_MS = 60_000;
+
+function fakeClock(startMs = 1_000_000) {
+  let nowMs = startMs;
+  return {
+    now: () => nowMs,
+    advance: (ms: number) => {
+      nowMs += ms;
+    },
+  };
+}
+
+function limiterConfig(clock: () => number, overrides: Partial<AuthConfig['rateLimit']> = {}): AuthConfig {
+  return {
+    clock: () => new Date(clock()),
+    rateLimit: { perAddressPerMinute: 0, signinMaxFailures: 3, signinFailureWindowSeconds: 60, ...overrides },
+  } as AuthConfig;
+}
+
+const noRedis = { client: null } as RedisConnection;
+
+describe(InMemoryFailureCounterStore.name, () => {
+  let clock: ReturnType<typeof fakeClock>;
+  let sut: InMemoryFailureCounterStore;
+
+  beforeEach(() => {
+    clock = fakeClock();
+    sut = new InMemoryFailureCounterStore(clock.now);
+  });
+
+  it('reports nothing for an unknown key', async () => {
+    await expect(sut.get('nobody')).resolves.toEqual({ count: 0, resetInMs: 0 });
+  });
+
+  it('counts failures and starts the window at the first one', async () => {
+    await expect(sut.increment('ada', WINDOW_MS)).resolves.toEqual({ count: 1, resetInMs: WINDOW_MS });
+    clock.advance(10_000);
+    await expect(sut.increment('ada', WINDOW_MS)).resolves.toEqual({ count: 2, resetInMs: WINDOW_MS - 10_000 });
+    await expect(sut.get('ada')).resolves.toEqual({ count: 2, resetInMs: WINDOW_MS - 10_000 });
+  });
+
+  it('keeps keys apart', async () => {
+    await sut.increment('ada', WINDOW_MS);
+    await sut.increment('ada', WINDOW_MS);
+    await sut.increment('bob', WINDOW_MS);
+
+    await expect(sut.get('ada')).resolves.toMatchObject({ count: 2 });
+    await expect(sut.get('bob')).resolves.toMatchObject({ count: 1 });
+  });
+
+  it('forgets the count when the window closes', async () => {
+    await sut.increment('ada', WINDOW_MS);
+    clock.advance(WINDOW_MS - 1);
+    await expect(sut.get('ada')).resolves.toEqual({ count: 1, resetInMs: 1 });
+
+    clock.advance(1);
+
+    await expect(sut.get('ada')).resolves.toEqual({ count: 0, resetInMs: 0 });
+  });
+
+  it('opens a new window on the first failure after one closed', async () => {
+    await sut.increment('ada', WINDOW_MS);
+    await sut.increment('ada', WINDOW_MS);
+    clock.advance(WINDOW_MS);
+
+    await expect(sut.increment('ada', WINDOW_MS)).resolves.toEqual({ count: 1, resetInMs: WINDOW_MS });
+  });
+
+  it('clears a key', async () => {
+    await sut.increment('ada', WINDOW_MS);
+
+    await sut.clear('ada');
+
+    await expect(sut.get('ada')).resolves.toEqual({ count: 0, resetInMs: 0 });
+  });
+
+  it('sweeps closed windows out of memory', async () => {
+    clock.advance(WINDOW_MS);
+    await sut.increment('ada', WINDOW_MS);
+    await sut.increment('bob', WINDOW_MS);
+    expect(sut['windows'].size).toBe(2);
+
+    clock.advance(WINDOW_MS);
+    await sut.increment('eve', WINDOW_MS);
+
+    expect([...sut['windows'].keys()]).toEqual(['eve']);
+  });
+
+  it('keeps open windows when it sweeps', async () => {
+    await sut.increment('ada', WINDOW_MS);
+    clock.advance(WINDOW_MS / 2);
+    await sut.increment('bob', WINDOW_MS);
+    clock.advance(WINDOW_MS / 2);
+
+    await sut.increment('eve', WINDOW_MS);
+
+    expect([...sut['windows'].keys()].sort()).toEqual(['bob', 'eve']);
+    await expect(sut.get('bob')).resolves.toEqual({ count: 1, resetInMs: WINDOW_MS / 2 });
+  });
+});
+
+describe(SigninFailureLimiter.name, () => {
+  let clock: ReturnType<typeof fakeClock>;
+  let sut: SigninFailureLimiter;
+
+  beforeEach(() => {
+    clock = fakeClock();
+    sut = new SigninFailureLimiter(limiterConfig(clock.now), noRedis);
+  });
+
+  async function fail(email: string, times: number): Promise<void> {
+    for (let i = 0; i < times; i++) await sut.recordFailure(email);
+  }
+
+  it('lets sign-in proceed below the maximum', async () => {
+    await fail('ada@example.com', 2);
+
+    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(0);
+  });
+
+  it('locks the account at the maximum until the window closes', async () => {
+    await fail('ada@example.com', 3);
+
+    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(60);
+    clock.advance(59_500);
+    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(1);
+    clock.advance(500);
+    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(0);
+  });
+
+  it('rounds the wait up to whole seconds', async () => {
+    await fail('ada@example.com', 3);
+    clock.advance(30_001);
+
+    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(30);
+  });
+
+  it('locks only the account that failed', async () => {
+    await fail('ada@example.com', 3);
+
+    await expect(sut.retryAfterSeconds('bob@example.com')).resolves.toBe(0);
+  });
+
+  it('unlocks the account on clear', async () => {
+    await fail('ada@example.com', 3);
+
+    await sut.clear('ada@example.com');
+
+    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(0);
+    await fail('ada@example.com', 2);
+    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(0);
+  });
+
+  it('follows the configured maximum and window', async () => {
+    sut = new SigninFailureLimiter(limiterConfig(clock.now, { signinMaxFailures: 1, signinFailureWindowSeconds: 900 }), noRedis);
+
+    await fail('ada@example.com', 1);
+
+    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(900);
+  });
+});
+
+describe(RedisFailureCounterStore.name, () => {
+  const prefix = `test:signin-failures:${randomUUID()}:`;
+  let redis: Redis;
+  let sut: RedisFailureCounterStore;
+
+  beforeAll(() => {
+    redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    sut = new RedisFailureCounterStore(redis, prefix);
+  });
+
+  afterEach(async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+  });
+
+  afterAll(async () => {
+    await redis.quit();
+  });
+
+  it('reports nothing for an unknown key', async () => {
+    await expect(sut.get('nobody')).resolves.toEqual({ count: 0, resetInMs: 0 });
+  });
+
+  it('counts failures under the prefix, with the window set by the first one', async () => {
+    const first = await sut.increment('ada', WINDOW_MS);
+    const second = await sut.increment('ada', WINDOW_MS);
+
+    expect(first.count).toBe(1);
+    expect(first.resetInMs).toBeGreaterThan(WINDOW_MS - 1_000);
+    expect(first.resetInMs).toBeLessThanOrEqual(WINDOW_MS);
+    expect(second.count).toBe(2);
+    await expect(redis.get(`${prefix}ada`)).resolves.toBe('2');
+  });
+
+  it('does not extend the window on later failures', async () => {
+    await sut.increment('ada', WINDOW_MS);
+
+    const later = await sut.increment('ada', WINDOW_MS * 10);
+
+    expect(later.resetInMs).toBeLessThanOrEqual(WINDOW_MS);
+  });
+
+  it('reads the count and the time left', async () => {
+    await sut.increment('ada', WINDOW_MS);
+    await sut.increment('ada', WINDOW_MS);
+
+    const window = await sut.get('ada');
+
+    expect(window.count).toBe(2);
+    expect(window.resetInMs).toBeGreaterThan(0);
+    expect(window.resetInMs).toBeLessThanOrEqual(WINDOW_MS);
+  });
+
+  it('forgets the count when the window closes', async () => {
+    await sut.increment('ada', 50);
+
+    await new Promise((resolve) => setTimeout(resolve, 120));
+
+    await expect(sut.get('ada')).resolves.toEqual({ count: 0, resetInMs: 0 });
+    await expect(sut.increment('ada', WINDOW_MS)).resolves.toMatchObject({ count: 1 });
+  });
+
+  it('clears a key', async () => {
+    await sut.increment('ada', WINDOW_MS);
+
+    await sut.clear('ada');
+
+    await expect(sut.get('ada')).resolves.toEqual({ count: 0, resetInMs: 0 });
+    await expect(redis.exists(`${prefix}ada`)).resolves.toBe(0);
+  });
+
+  it('keeps keys apart', async () => {
+    await sut.increment('ada', WINDOW_MS);
+    await sut.increment('bob', WINDOW_MS);
+    await sut.increment('bob', WINDOW_MS);
+
+    await expect(sut.get('ada')).resolves.toMatchObject({ count: 1 });
+    await expect(sut.get('bob')).resolves.toMatchObject({ count: 2 });
+  });
+
+  it('counts every one of many concurrent failures', async () => {
+    await Promise.all(Array.from({ length: 25 }, () => sut.increment('ada', WINDOW_MS)));
+
+    await expect(sut.get('ada')).resolves.toMatchObject({ count: 25 });
+  });
+
+  it('backs a limiter that locks an account', async () => {
+    const connection = { client: redis } as unknown as RedisConnection;
+    const limiter = new SigninFailureLimiter(limiterConfig(Date.now), connection);
+    const email = `${randomUUID()}@example.com`;
+    try {
+      for (let i = 0; i < 3; i++) await limiter.recordFailure(email);
+
+      const retryAfter = await limiter.retryAfterSeconds(email);
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+    } finally {
+      await limiter.clear(email);
+    }
+    await expect(limiter.retryAfterSeconds(email)).resolves.toBe(0);
+  });
+});

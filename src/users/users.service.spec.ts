@@ -1,0 +1,153 @@
+import { QueryFailedError, Repository } from 'typeorm';
+import { User } from './user.entity';
+import { canonicalUsername, NewUser, normalizeEmail, UserAlreadyExistsError, UsersService } from './users.service';
+
+function newUser(overrides: Partial<NewUser> = {}): NewUser {
+  return { email: ' Ada@Example.com ', username: 'Ada', fullName: null, hashedPassword: '$argon2id$hash', ...overrides };
+}
+
+function uniqueViolation(code: string): QueryFailedError {
+  return new QueryFailedError('INSERT INTO "users" ...', [], Object.assign(new Error('duplicate key'), { code }));
+}
+
+function repositoryMock() {
+  return {
+    insert: jest.fn(),
+    findOneBy: jest.fn(),
+    existsBy: jest.fn().mockResolvedValue(false),
+    update: jest.fn().mockResolvedValue({ affected: 1 }),
+  };
+}
+
+describe(normalizeEmail.name, () => {
+  it.each([
+    ['ada@example.com', 'ada@example.com'],
+    ['Ada@Example.COM', 'ada@example.com'],
+    ['  ada@example.com\t\n', 'ada@example.com'],
+    [' ADA.Lovelace+Tag@Example.com ', 'ada.lovelace+tag@example.com'],
+  ])('normalises %p to %p', (email, expected) => {
+    expect(normalizeEmail(email)).toBe(expected);
+  });
+
+  it('is idempotent', () => {
+    const once = normalizeEmail(' Ada@Example.COM ');
+
+    expect(normalizeEmail(once)).toBe(once);
+  });
+});
+
+describe(canonicalUsername.name, () => {
+  it.each([
+    ['ada', 'ada'],
+    ['Ada', 'ada'],
+    ['ADA', 'ada'],
+    ['ＡＤＡ', 'ada'],
+    ['Ａda', 'ada'],
+    ['ada_l-1.x', 'ada_l-1.x'],
+  ])('maps %p to %p', (username, expected) => {
+    expect(canonicalUsername(username)).toBe(expected);
+  });
+
+  it('makes fullwidth and ASCII spellings collide', () => {
+    expect(canonicalUsername('ＡＤＡ')).toBe(canonicalUsername('Ada'));
+  });
+
+  it('makes composed and decomposed accents collide', () => {
+    expect(canonicalUsername('Ren\u00e9')).toBe(canonicalUsername('Rene\u0301'));
+  });
+
+  it('keeps different names apart', () => {
+    expect(canonicalUsername('ada')).not.toBe(canonicalUsername('adb'));
+    expect(canonicalUsername('Élise')).not.toBe(canonicalUsername('Elise'));
+  });
+
+  it('can be longer than what was typed (NFKC expands U+FDFA to 18 characters), which SignUpDto bounds', () => {
+    expect(canonicalUsername('\uFDFA')).toHaveLength(18);
+  });
+});
+
+describe(UsersService.name, () => {
+  let repository: ReturnType<typeof repositoryMock>;
+  let sut: UsersService;
+
+  beforeEach(() => {
+    repository = repositoryMock();
+    sut = new UsersService(repository as unknown as Repository<User>);
+  });
+
+  describe('findTakenField', () => {
+    it('answers null when both are free', async () => {
+      await expect(sut.findTakenField('ada@example.com', 'ada')).resolves.toBeNull();
+    });
+
+    it('looks up the normalised email and the canonical username', async () => {
+      await sut.findTakenField(' Ada@Example.com ', 'ＡＤＡ');
+
+      expect(repository.existsBy).toHaveBeenCalledWith({ email: 'ada@example.com' });
+      expect(repository.existsBy).toHaveBeenCalledWith({ usernameCanonical: 'ada' });
+    });
+
+    it('names the email first when both are taken', async () => {
+      repository.existsBy.mockResolvedValue(true);
+
+      await expect(sut.findTakenField('ada@example.com', 'ada')).resolves.toBe('email');
+    });
+
+    it('names the username when only it is taken', async () => {
+      repository.existsBy.mockImplementation(async (where: object) => 'usernameCanonical' in where);
+
+      await expect(sut.findTakenField('ada@example.com', 'ada')).resolves.toBe('username');
+    });
+  });
+
+  describe('create', () => {
+    it('stores the normalised email and the canonical username', async () => {
+      const stored = Object.assign(new User(), { id: 3 });
+      repository.insert.mockResolvedValue({ identifiers: [{ id: 3 }] });
+      repository.findOneBy.mockResolvedValue(stored);
+
+      await expect(sut.create(newUser({ username: 'ＡＤＡ' }))).resolves.toBe(stored);
+      expect(repository.insert).toHaveBeenCalledWith({
+        email: 'ada@example.com',
+        username: 'ＡＤＡ',
+        usernameCanonical: 'ada',
+        fullName: null,
+        hashedPassword: '$argon2id$hash',
+      });
+      expect(repository.findOneBy).toHaveBeenCalledWith({ id: 3 });
+    });
+
+    it.each(['23505', 'SQLITE_CONSTRAINT_UNIQUE'])('turns the unique violation %s into the field that was taken', async (code) => {
+      repository.insert.mockRejectedValue(uniqueViolation(code));
+      repository.existsBy.mockImplementation(async (where: object) => 'usernameCanonical' in where);
+
+      const promise = sut.create(newUser());
+
+      await expect(promise).rejects.toBeInstanceOf(UserAlreadyExistsError);
+      await expect(promise).rejects.toHaveProperty('field', 'username');
+    });
+
+    it('blames the email when the winner of the race is no longer found', async () => {
+      repository.insert.mockRejectedValue(uniqueViolation('23505'));
+
+      await expect(sut.create(newUser())).rejects.toHaveProperty('field', 'email');
+    });
+
+    it.each([
+      ['another database error', uniqueViolation('23502')],
+      ['an error that is not a query failure', Object.assign(new Error('unique'), { code: '23505' })],
+    ])('lets %s through', async (_case, failure) => {
+      repository.insert.mockRejectedValue(failure);
+
+      await expect(sut.create(newUser())).rejects.toBe(failure);
+    });
+  });
+
+  describe('replacePasswordHash', () => {
+    it('updates only the hash, keeping the token version', async () => {
+      await sut.replacePasswordHash(3, '$argon2id$new');
+
+      expect(repository.update).toHaveBeenCalledWith({ id: 3 }, { hashedPassword: '$argon2id$new' });
+    });
+  });
+});
