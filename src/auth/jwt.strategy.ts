@@ -10,7 +10,9 @@ import { AuthErrors } from './auth.errors';
 /** Named so it cannot clash with a `jwt` strategy the host app registers for itself. */
 export const AUTH_JWT_STRATEGY = 'auth-jwt';
 
-const USER_ID = /^[1-9][0-9]{0,15}$/;
+const USER_ID = /^[1-9][0-9]{0,9}$/;
+/** Ids are 32-bit integers; a larger `sub` would make PostgreSQL fail the lookup instead of finding nobody. */
+const MAX_USER_ID = 2 ** 31 - 1;
 
 @Injectable()
 export class JwtStrategy extends PassportStrategy(Strategy, AUTH_JWT_STRATEGY) {
@@ -32,8 +34,16 @@ export class JwtStrategy extends PassportStrategy(Strategy, AUTH_JWT_STRATEGY) {
 
   /** Runs after the signature, `exp`, `iss` and `aud` checked out. */
   async validate(payload: Record<string, unknown>): Promise<User> {
-    const { sub, typ, ver } = payload;
-    if (typ !== ACCESS_TOKEN_TYPE || typeof sub !== 'string' || !USER_ID.test(sub) || !Number.isInteger(ver)) {
+    const { sub, typ, ver, exp } = payload;
+    const wellFormed =
+      typ === ACCESS_TOKEN_TYPE &&
+      typeof sub === 'string' &&
+      USER_ID.test(sub) &&
+      Number(sub) <= MAX_USER_ID &&
+      Number.isInteger(ver) &&
+      // jsonwebtoken checks `exp` only when present; a token without one would never expire.
+      typeof exp === 'number';
+    if (!wellFormed) {
       throw new UnauthorizedException(AuthErrors.INVALID_ACCESS_TOKEN);
     }
     const user = await this.users.findById(Number(sub));
