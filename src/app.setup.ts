@@ -26,8 +26,9 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
   const logger = options.logger ?? ['log', 'warn', 'error'];
   let app: INestApplication;
   if ((options.adapter ?? config.httpAdapter) === 'fastify') {
-    // Fastify takes a hop count too, though the adapter's option type leaves it out.
-    const trustProxy = config.trustProxy as boolean | string[];
+    // Fastify 5 ignores a bare hop count; the function applies Express's rule (trust the last n hops).
+    const hops = config.trustProxy;
+    const trustProxy = typeof hops === 'number' ? (_address: string, hop: number) => hop < hops : hops;
     const adapter = new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES, trustProxy });
     app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger, bodyParser: true });
   } else {

@@ -14,6 +14,9 @@ export class RedisConnection implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    if (this.client && this.client.status !== 'end') await this.client.quit().catch(() => undefined);
+    if (!this.client || this.client.status === 'end') return;
+    // quit() waits for Redis to answer; with Redis unreachable it fails and the client would keep reconnecting.
+    if (this.client.status === 'ready') await this.client.quit().catch(() => this.client!.disconnect());
+    else this.client.disconnect();
   }
 }
