@@ -2,9 +2,11 @@ import 'reflect-metadata';
 import { existsSync } from 'node:fs';
 import type * as NestCommon from '@nestjs/common';
 import type * as AppSetup from './app.setup';
+import { lowerThreadPoolPriority } from './common/thread-pool-priority';
 import { AppConfig, ConfigError, loadAppConfig } from './config/app-config';
 
 async function bootstrap(): Promise<void> {
+  const loweredThreads = await lowerThreadPoolPriority();
   if (existsSync('.env')) process.loadEnvFile('.env');
   let config: AppConfig;
   try {
@@ -23,6 +25,7 @@ async function bootstrap(): Promise<void> {
   if (config.jwtSecretGenerated) {
     logger.warn('JWT_SECRET is not set: using a random secret for this process; tokens end when it stops');
   }
+  if (loweredThreads === 0) logger.warn('could not lower the thread pool priority: hashing may slow cheap routes');
   const app = await createApp(config);
   await app.listen(config.port, '0.0.0.0');
   logger.log(`listening on port ${config.port} (${config.database.type}${config.redisUrl ? ', redis' : ''}); docs at /docs`);

@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// npm run bench: the standalone app on PostgreSQL (rate limits off), driven by autocannon from this
+// process, every figure from one run on one machine. See BENCHMARKS.md.
+//   BENCH_SECONDS (default 10)   duration of each measured phase
+//   BENCH_DATABASE_URL           a PostgreSQL server URL (default postgres://postgres@127.0.0.1:5432/test);
+//                                a fresh database is made on it and dropped after
+'use strict';
+const { spawn } = require('node:child_process');
+const { randomBytes } = require('node:crypto');
+const { readFileSync, mkdtempSync, rmSync } = require('node:fs');
+const os = require('node:os');
+const { join } = require('node:path');
+const autocannon = require('autocannon');
+const { Client } = require('pg');
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const MAIN = join(__dirname, '..', 'dist', 'src', 'main.js');
+const PASSWORD = 'benchmark password 1';
+
+async function admin(sql) {
+  const client = new Client({ connectionString: SERVER_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+function cannon(options) {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon({ duration: SECONDS, ...options }, (err, result) => (err ? reject(err) : resolve(result)));
+    return instance;
+  });
+}
+
+/** Peak resident set size of a process, from the kernel's high-water mark. */
+function peakRssMiB(pid) {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
+  return Math.round(Number(line.split(/\s+/)[1]) / 1024);
+}
+
+/** Raw argon2id verifications a second with both cores busy, at the app's parameters, in a child process. */
+function rawArgon2Rate() {
+  const script = `
+    const argon2 = require('argon2');
+    (async () => {
+      const options = { type: argon2.argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 };
+      const hash = await argon2.hash(${JSON.stringify(PASSWORD)}, options);
+      const inFlight = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+      const end = Date.now() + ${SECONDS * 1000};
+      let done = 0;
+      await Promise.all(Array.from({ length: inFlight }, async () => {
+        while (Date.now() < end) { await argon2.verify(hash, ${JSON.stringify(PASSWORD)}); done++; }
+      }));
+      process.stdout.write(String(done / ${SECONDS}));
+    })();`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { cwd: join(__dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.on('exit', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`argon2 probe exited ${code}`))));
+  });
+}
+
+async function startApp(databaseUrl, port) {
+  const cwd = mkdtempSync(join(os.tmpdir(), 'auth-bench-'));
+  const child = spawn(process.execPath, [MAIN], {
+    cwd,
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      PORT: String(port),
+      DATABASE_URL: databaseUrl,
+      JWT_SECRET: randomBytes(48).toString('base64'),
+      RATE_LIMIT_PER_MINUTE: '0',
+      SIGNIN_MAX_FAILURES: '100',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`app exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${base}/health/live`)).ok) return { child, base, cwd };
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('app did not start');
+}
+
+const json = { 'content-type': 'application/json' };
+
+function row(name, result, extra = '') {
+  const rps = Math.round(result.requests.average);
+  const errors = result.non2xx + result.errors;
+  return `${name.padEnd(34)} ${String(rps).padStart(7)} req/s  p50 ${String(result.latency.p50).padStart(4)} ms  p99 ${String(result.latency.p99).padStart(4)} ms${errors ? `  (${errors} errors!)` : ''}${extra}`;
+}
+
+(async () => {
+  const dbName = `auth_bench_${process.pid}`;
+  await admin(`CREATE DATABASE ${dbName}`);
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${dbName}`;
+  const { child, base, cwd } = await startApp(url.toString(), 3950);
+  try {
+    const signup = await fetch(`${base}/api/v1/auth/signup`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ email: 'bench@example.com', username: 'bench', password: PASSWORD }),
+    });
+    const { access_token: token } = await signup.json();
+    const auth = { authorization: `Bearer ${token}` };
+    const signinBody = JSON.stringify({ email: 'bench@example.com', password: PASSWORD });
+
+    await cannon({ url: `${base}/health/live`, connections: 50, duration: 3 }); // warm-up
+    const live = await cannon({ url: `${base}/health/live`, connections: 50 });
+    await cannon({ url: `${base}/api/v1/auth/me`, connections: 50, headers: auth, duration: 3 });
+    const me = await cannon({ url: `${base}/api/v1/auth/me`, connections: 50, headers: auth });
+    const argon2Rate = await rawArgon2Rate();
+    const signin = await cannon({ url: `${base}/api/v1/auth/signin`, method: 'POST', headers: json, body: signinBody, connections: 16 });
+    const [, meUnderLoad] = await Promise.all([
+      cannon({ url: `${base}/api/v1/auth/signin`, method: 'POST', headers: json, body: signinBody, connections: 16 }),
+      cannon({ url: `${base}/api/v1/auth/me`, headers: auth, connections: 4, overallRate: 200 }),
+    ]);
+    const signupRun = await cannon({
+      url: `${base}/api/v1/auth/signup`,
+      method: 'POST',
+      headers: json,
+      connections: 16,
+      idReplacement: true,
+      body: JSON.stringify({ email: 'u[<id>]@example.com', username: 'u[<id>]', password: PASSWORD }),
+    });
+    const rss = peakRssMiB(child.pid);
+
+    const cpu = os.cpus();
+    console.log(`node ${process.version}, ${cpu.length} x ${cpu[0].model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; PostgreSQL; ${SECONDS} s a phase`);
+    console.log(row('GET /health/live (floor)', live));
+    console.log(row('GET /api/v1/auth/me', me, `  ratio to floor ${(me.requests.average / live.requests.average).toFixed(2)}`));
+    console.log(`${'raw argon2id verify (m=19456,t=2,p=1)'.padEnd(34)} ${String(Math.round(argon2Rate)).padStart(7)} /s`);
+    console.log(row('POST /api/v1/auth/signin', signin, `  ratio to raw argon2 ${(signin.requests.average / argon2Rate).toFixed(2)}`));
+    console.log(row('GET /me while sign-in saturated', meUnderLoad, '  (200 req/s offered)'));
+    console.log(row('POST /api/v1/auth/signup', signupRun));
+    console.log(`${'peak RSS of the app'.padEnd(34)} ${String(rss).padStart(7)} MiB`);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    rmSync(cwd, { recursive: true, force: true });
+    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  }
+})().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
