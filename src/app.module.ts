@@ -14,6 +14,8 @@ export function authOptionsFrom(config: AppConfig): AuthModuleOptions {
     passwordResetTokenTtlSeconds: config.passwordResetTokenExpireMinutes * 60,
     passwordResetUrl: config.passwordResetUrl,
     appName: config.appName,
+    userCacheTtlSeconds: config.userCacheTtlSeconds,
+    passwordHashing: { maxConcurrent: config.passwordHashConcurrency, maxQueued: config.passwordHashQueue },
     mail: { smtpUrl: config.smtpUrl, from: config.mailFrom },
     rateLimit: {
       perAddressPerMinute: config.rateLimitPerMinute,

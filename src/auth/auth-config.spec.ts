@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { createSecretKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { MIN_JWT_SECRET_BYTES, resolveAuthConfig } from './auth-config';
 import type { AuthModuleOptions } from './auth-options.interface';
@@ -105,7 +106,18 @@ describe(resolveAuthConfig.name, () => {
     it('accepts exactly the minimum', () => {
       const sut = resolveAuthConfig(options({ passwordHashing: { memoryCost: 19456, timeCost: 2, parallelism: 1 } }));
 
-      expect(sut.passwordHashing).toEqual({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+      expect(sut.passwordHashing).toMatchObject({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+    });
+
+    it('bounds hashing work to the cores, with a waiting room of 64 by default', () => {
+      const sut = resolveAuthConfig(options());
+
+      expect(sut.passwordHashing.maxConcurrent).toBe(availableParallelism());
+      expect(sut.passwordHashing.maxQueued).toBe(64);
+    });
+
+    it.each([{ maxConcurrent: 0 }, { maxQueued: -1 }])('refuses %j', (passwordHashing) => {
+      expect(() => resolveAuthConfig(options({ passwordHashing }))).toThrow(/passwordHashing\.max/);
     });
   });
 

@@ -1,4 +1,5 @@
 import { createSecretKey, KeyObject } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { AuthModuleOptions } from './auth-options.interface';
 
 /** The module's options with every default applied and every bound checked, built once at start-up. */
@@ -17,7 +18,8 @@ export interface AuthConfig {
     signinFailureWindowSeconds: number;
     redisUrl?: string;
   };
-  passwordHashing: { memoryCost: number; timeCost: number; parallelism: number };
+  passwordHashing: { memoryCost: number; timeCost: number; parallelism: number; maxConcurrent: number; maxQueued: number };
+  userCacheTtlSeconds: number;
   clock: () => Date;
 }
 
@@ -48,8 +50,13 @@ function toKeyObject(secret: AuthModuleOptions['jwtSecret']): KeyObject {
 
 export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
   const rateLimit = options.rateLimit ?? {};
-  const hashing = { ...ARGON2_MIN, ...withoutUndefined(options.passwordHashing ?? {}) };
-  for (const [name, min] of Object.entries(ARGON2_MIN)) {
+  const hashing = {
+    ...ARGON2_MIN,
+    maxConcurrent: availableParallelism(),
+    maxQueued: 64,
+    ...withoutUndefined(options.passwordHashing ?? {}),
+  };
+  for (const [name, min] of Object.entries({ ...ARGON2_MIN, maxConcurrent: 1, maxQueued: 0 })) {
     positiveInteger(`passwordHashing.${name}`, hashing[name as keyof typeof hashing], min);
   }
   const passwordResetUrl = URL.parse(options.passwordResetUrl);
@@ -83,6 +90,7 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
       redisUrl: rateLimit.redisUrl,
     },
     passwordHashing: hashing,
+    userCacheTtlSeconds: positiveInteger('userCacheTtlSeconds', options.userCacheTtlSeconds ?? 5, 0),
     clock: options.clock ?? (() => new Date()),
   };
 }

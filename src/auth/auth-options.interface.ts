@@ -8,6 +8,10 @@ export interface PasswordHashingOptions {
   timeCost?: number;
   /** Lanes. Default 1. */
   parallelism?: number;
+  /** Hashes computed at once (each holds `memoryCost`). Default: the number of CPU cores. */
+  maxConcurrent?: number;
+  /** Hashes allowed to wait for a slot; beyond that the request answers 503 at once. Default 64. */
+  maxQueued?: number;
 }
 
 /** Limits against brute force. Counters live in Redis when `redisUrl` is set, in-process otherwise. */
@@ -57,6 +61,13 @@ export interface AuthModuleOptions {
   mail?: MailOptions;
   rateLimit?: RateLimitOptions;
   passwordHashing?: PasswordHashingOptions;
+  /**
+   * How long the access check may reuse a user read from the database, in seconds. Changes made through
+   * this module (password change or reset, `UsersService.setActive`) take effect at once on this
+   * instance, and on every instance when `rateLimit.redisUrl` is set; changes made directly in the
+   * database take up to this long. `0` reads the user on every guarded request. Default 5.
+   */
+  userCacheTtlSeconds?: number;
   /** Source of the current time, for tests that move it. Default `() => new Date()`. */
   clock?: () => Date;
 }

@@ -5,7 +5,9 @@ import { MAILER_OPTIONS, MailerOptions, MailerService } from '@nestjs-modules/ma
 import { EmlFileTransport } from '../mail/eml-file.transport';
 import { MailService } from '../mail/mail.service';
 import { User } from '../users/user.entity';
+import { UserChanges } from '../users/user-changes';
 import { UsersService } from '../users/users.service';
+import { AccessUserCache } from './access-user-cache';
 import { AccessTokenService } from './access-token.service';
 import { AUTH_CONFIG, AuthConfig, resolveAuthConfig } from './auth-config';
 import type { AuthModuleOptions } from './auth-options.interface';
@@ -62,6 +64,8 @@ export const AUTH_ENTITIES = [User, PasswordResetToken];
     ...authThrottlerProviders,
     AuthThrottlerGuard,
     UsersService,
+    UserChanges,
+    AccessUserCache,
     PasswordHasher,
     AccessTokenService,
     PasswordResetTokensService,

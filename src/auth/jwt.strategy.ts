@@ -2,8 +2,8 @@ import { ForbiddenException, Inject, Injectable, NotFoundException, Unauthorized
 import { PassportStrategy } from '@nestjs/passport';
 import { ExtractJwt, Strategy } from 'passport-jwt';
 import { User } from '../users/user.entity';
-import { UsersService } from '../users/users.service';
 import { ACCESS_TOKEN_TYPE, JWT_ALGORITHM } from './access-token.service';
+import { AccessUserCache } from './access-user-cache';
 import { AUTH_CONFIG, AuthConfig } from './auth-config';
 import { AuthErrors } from './auth.errors';
 
@@ -18,7 +18,7 @@ const MAX_USER_ID = 2 ** 31 - 1;
 export class JwtStrategy extends PassportStrategy(Strategy, AUTH_JWT_STRATEGY) {
   constructor(
     @Inject(AUTH_CONFIG) config: AuthConfig,
-    private readonly users: UsersService,
+    private readonly users: AccessUserCache,
   ) {
     super({
       jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
@@ -46,7 +46,7 @@ export class JwtStrategy extends PassportStrategy(Strategy, AUTH_JWT_STRATEGY) {
     if (!wellFormed) {
       throw new UnauthorizedException(AuthErrors.INVALID_ACCESS_TOKEN);
     }
-    const user = await this.users.findById(Number(sub));
+    const user = await this.users.get(Number(sub));
     if (!user) throw new NotFoundException(AuthErrors.USER_NOT_FOUND);
     // A password change or reset bumped the version: this token predates it.
     if (user.tokenVersion !== ver) throw new UnauthorizedException(AuthErrors.INVALID_ACCESS_TOKEN);

@@ -1,6 +1,6 @@
 import * as argon2 from 'argon2';
 import { AuthConfig } from './auth-config';
-import { PasswordHasher } from './password-hasher';
+import { HashingBusyException, PasswordHasher } from './password-hasher';
 
 // Calls through to the real argon2; recorded so a test can see which hash a check ran against.
 jest.mock('argon2', () => {
@@ -10,8 +10,11 @@ jest.mock('argon2', () => {
 
 const OWASP_MINIMUM = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
 
-function configWith(passwordHashing: AuthConfig['passwordHashing'] = OWASP_MINIMUM): AuthConfig {
-  return { passwordHashing } as AuthConfig;
+type Cost = Pick<AuthConfig['passwordHashing'], 'memoryCost' | 'timeCost' | 'parallelism'>;
+type Bounds = Pick<AuthConfig['passwordHashing'], 'maxConcurrent' | 'maxQueued'>;
+
+function configWith(cost: Cost = OWASP_MINIMUM, bounds: Bounds = { maxConcurrent: 2, maxQueued: 64 }): AuthConfig {
+  return { passwordHashing: { ...cost, ...bounds } } as AuthConfig;
 }
 
 function paramsOf(hash: string): Record<string, number> {
@@ -132,5 +135,26 @@ describe(PasswordHasher.name, () => {
         await expect(sut.verify(stored, 'any password')).resolves.toBe('mismatch');
       },
     );
+  });
+});
+
+describe(`${PasswordHasher.name} under load`, () => {
+  it('runs at most maxConcurrent hashes at once and refuses beyond maxQueued waiting with a 503', async () => {
+    const sut = new PasswordHasher(configWith(OWASP_MINIMUM, { maxConcurrent: 1, maxQueued: 2 }));
+    const accepted = [sut.hash('first password'), sut.hash('second password'), sut.hash('third password')];
+
+    await expect(sut.hash('fourth password')).rejects.toBeInstanceOf(HashingBusyException);
+    await expect(Promise.all(accepted)).resolves.toHaveLength(3);
+    await expect(sut.hash('after the flood')).resolves.toMatch(/^\$argon2id\$/);
+  });
+
+  it('answers a verify beyond the queue with 503 too, not with a mismatch', async () => {
+    const sut = new PasswordHasher(configWith(OWASP_MINIMUM, { maxConcurrent: 1, maxQueued: 0 }));
+    await sut.onModuleInit();
+    const stored = await sut.hash('correct horse battery');
+    const running = sut.verify(stored, 'correct horse battery');
+
+    await expect(sut.verify(stored, 'correct horse battery')).rejects.toBeInstanceOf(HashingBusyException);
+    await expect(running).resolves.toBe('match');
   });
 });

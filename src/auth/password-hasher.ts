@@ -1,18 +1,35 @@
-import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, OnModuleInit, ServiceUnavailableException } from '@nestjs/common';
 import * as argon2 from 'argon2';
 import { randomBytes } from 'node:crypto';
+import { QueueFullError, WorkLimiter } from '../common/bounded-queue';
 import { AUTH_CONFIG, AuthConfig } from './auth-config';
+import { AuthErrors } from './auth.errors';
+
+/** 503 with Retry-After: the hashing queue is full; the client should come back in a moment. */
+export class HashingBusyException extends ServiceUnavailableException {
+  readonly retryAfterSeconds = 1;
+  constructor() {
+    super(AuthErrors.BUSY);
+  }
+}
 
 export type PasswordCheck = 'mismatch' | 'match' | 'match-needs-rehash';
 
-/** Argon2id hashing with the configured cost; argon2 runs in libuv's thread pool, off the event loop. */
+/**
+ * Argon2id hashing with the configured cost. Argon2 runs in libuv's thread pool, off the event loop; at
+ * most `maxConcurrent` hashes run at once (each holds `memoryCost` KiB) and at most `maxQueued` wait, so
+ * a sign-in flood has a fixed memory ceiling and is answered 503 beyond it rather than slowly.
+ */
 @Injectable()
 export class PasswordHasher implements OnModuleInit {
   private readonly hashOptions: argon2.HashOptions;
+  private readonly limiter: WorkLimiter;
   private dummyHash: string;
 
   constructor(@Inject(AUTH_CONFIG) config: AuthConfig) {
-    this.hashOptions = { type: argon2.argon2id, ...config.passwordHashing };
+    const { maxConcurrent, maxQueued, ...cost } = config.passwordHashing;
+    this.hashOptions = { type: argon2.argon2id, ...cost };
+    this.limiter = new WorkLimiter(maxConcurrent, maxQueued);
   }
 
   async onModuleInit(): Promise<void> {
@@ -22,20 +39,29 @@ export class PasswordHasher implements OnModuleInit {
   }
 
   hash(password: string): Promise<string> {
-    return argon2.hash(password, this.hashOptions);
+    return this.bounded(() => argon2.hash(password, this.hashOptions));
   }
 
   /** Checks the password against the stored hash, or against a dummy hash when there is none. */
   async verify(storedHash: string | null, password: string): Promise<PasswordCheck> {
     let matches: boolean;
     try {
-      matches = await argon2.verify(storedHash ?? this.dummyHash, password);
-    } catch {
+      matches = await this.bounded(() => argon2.verify(storedHash ?? this.dummyHash, password));
+    } catch (error) {
+      if (error instanceof HashingBusyException) throw error;
       // A stored value that is not an argon2 hash never matches.
       return 'mismatch';
     }
     if (!matches || storedHash === null) return 'mismatch';
     const stale = !storedHash.startsWith('$argon2id$') || argon2.needsRehash(storedHash, this.hashOptions);
     return stale ? 'match-needs-rehash' : 'match';
+  }
+
+  private async bounded<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await this.limiter.run(work);
+    } catch (error) {
+      throw error instanceof QueueFullError ? new HashingBusyException() : error;
+    }
   }
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { MIN_JWT_SECRET_BYTES } from '../auth/auth-config';
 import { DatabaseTarget, DEFAULT_DATABASE_URL, parseDatabaseUrl } from './database-url';
 
@@ -23,6 +24,9 @@ export interface AppConfig {
   rateLimitPerMinute: number;
   signinMaxFailures: number;
   signinFailureWindowMinutes: number;
+  userCacheTtlSeconds: number;
+  passwordHashConcurrency: number;
+  passwordHashQueue: number;
   /** Express/Fastify `trust proxy`: false, a hop count, or a list of addresses and CIDRs. */
   trustProxy: false | number | string[];
 }
@@ -131,6 +135,9 @@ export function loadAppConfig(env: Env): AppConfig {
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 60, 0, 1_000_000),
     signinMaxFailures: integer(env, 'SIGNIN_MAX_FAILURES', 10, 1, 100),
     signinFailureWindowMinutes: integer(env, 'SIGNIN_FAILURE_WINDOW_MINUTES', 15, 1, 24 * 60),
+    userCacheTtlSeconds: integer(env, 'USER_CACHE_TTL_SECONDS', 5, 0, 300),
+    passwordHashConcurrency: integer(env, 'PASSWORD_HASH_CONCURRENCY', availableParallelism(), 1, 256),
+    passwordHashQueue: integer(env, 'PASSWORD_HASH_QUEUE', 64, 0, 100_000),
     trustProxy: trustProxy(env),
   };
 }

@@ -1,4 +1,5 @@
 import { QueryFailedError, Repository } from 'typeorm';
+import { UserChanges } from './user-changes';
 import { User } from './user.entity';
 import { canonicalUsername, NewUser, normalizeEmail, UserAlreadyExistsError, UsersService } from './users.service';
 
@@ -16,6 +17,11 @@ function repositoryMock() {
     findOneBy: jest.fn(),
     existsBy: jest.fn().mockResolvedValue(false),
     update: jest.fn().mockResolvedValue({ affected: 1 }),
+    createQueryBuilder: jest.fn(() => {
+      const builder: Record<string, jest.Mock> = { execute: jest.fn().mockResolvedValue({ affected: 1 }) };
+      for (const step of ['update', 'set', 'where']) builder[step] = jest.fn(() => builder);
+      return builder;
+    }),
   };
 }
 
@@ -69,10 +75,27 @@ describe(canonicalUsername.name, () => {
 describe(UsersService.name, () => {
   let repository: ReturnType<typeof repositoryMock>;
   let sut: UsersService;
+  let changed: number[];
 
   beforeEach(() => {
     repository = repositoryMock();
-    sut = new UsersService(repository as unknown as Repository<User>);
+    const changes = new UserChanges();
+    changed = [];
+    changes.subscribe((id) => changed.push(id));
+    sut = new UsersService(repository as unknown as Repository<User>, changes);
+  });
+
+  describe('change notices', () => {
+    it('tells subscribers when a password changes, so cached copies of the user are dropped', async () => {
+      await sut.changePassword(7, 'hash');
+      expect(changed).toEqual([7]);
+    });
+
+    it('tells subscribers when the account is activated or deactivated', async () => {
+      await sut.setActive(8, false);
+      expect(changed).toEqual([8]);
+      expect(repository.update).toHaveBeenCalledWith({ id: 8 }, { isActive: false });
+    });
   });
 
   describe('findTakenField', () => {

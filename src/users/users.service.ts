@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { QueryFailedError, Repository } from 'typeorm';
+import { UserChanges } from './user-changes';
 import { User } from './user.entity';
 
 export interface NewUser {
@@ -40,7 +41,10 @@ function isUniqueViolation(error: unknown): boolean {
 /** The only code that touches the users table. */
 @Injectable()
 export class UsersService {
-  constructor(@InjectRepository(User) private readonly users: Repository<User>) {}
+  constructor(
+    @InjectRepository(User) private readonly users: Repository<User>,
+    private readonly changes: UserChanges,
+  ) {}
 
   findById(id: number): Promise<User | null> {
     return this.users.findOneBy({ id });
@@ -103,6 +107,13 @@ export class UsersService {
       .set({ hashedPassword, tokenVersion: () => 'token_version + 1' })
       .where('id = :id', { id })
       .execute();
+    this.changes.notify(id);
+  }
+
+  /** Activates or deactivates the account; a deactivated user gets 403 on sign-in and every guarded route. */
+  async setActive(id: number, isActive: boolean): Promise<void> {
+    await this.users.update({ id }, { isActive });
+    this.changes.notify(id);
   }
 
   /** Replaces the hash of an unchanged password (new cost parameters); existing tokens stay valid. */

@@ -1,0 +1,89 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type Redis from 'ioredis';
+import { User } from '../users/user.entity';
+import { UserChanges } from '../users/user-changes';
+import { UsersService } from '../users/users.service';
+import { AUTH_CONFIG, AuthConfig } from './auth-config';
+import { RedisConnection } from './redis-connection';
+
+const CHANNEL = 'auth:user-changed';
+/** Bounds memory: one entry is a few hundred bytes, so the cache stays under a few MiB. */
+const MAX_ENTRIES = 10_000;
+
+/**
+ * Short-lived copies of users for the access-token check, which runs on every guarded request: without
+ * it each request costs a database round trip (measured: the guarded route at 0.12 of the bare route's
+ * throughput on PostgreSQL). A change made through this module (password change or reset, activation)
+ * drops the copy at once on this instance, and through Redis pub/sub on every instance when Redis is
+ * configured; a change made behind the module's back (SQL by hand) is seen within `ttlMs`.
+ */
+@Injectable()
+export class AccessUserCache implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(AccessUserCache.name);
+  private readonly entries = new Map<number, { user: User; expiresAt: number }>();
+  private readonly ttlMs: number;
+  private readonly instanceId = randomUUID();
+  private subscriber: Redis | null = null;
+
+  constructor(
+    @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
+    private readonly users: UsersService,
+    private readonly changes: UserChanges,
+    private readonly redis: RedisConnection,
+  ) {
+    this.ttlMs = config.userCacheTtlSeconds * 1000;
+  }
+
+  onModuleInit(): void {
+    if (this.ttlMs === 0) return;
+    this.changes.subscribe((userId) => {
+      this.entries.delete(userId);
+      this.redis.client?.publish(CHANNEL, `${this.instanceId}:${userId}`).catch((error: Error) => {
+        this.logger.error(`could not publish a user change to other instances: ${error.message}`);
+      });
+    });
+    if (this.redis.client) {
+      const subscriber = this.redis.client.duplicate();
+      this.subscriber = subscriber;
+      subscriber.on('message', (_channel: string, message: string) => {
+        const [origin, userId] = message.split(':');
+        if (origin !== this.instanceId) this.entries.delete(Number(userId));
+      });
+      // Subscribed on every (re)connection rather than awaited here: an unreachable Redis must not stop
+      // start-up, and while it is away other instances' changes are still seen within the TTL.
+      subscriber.on('ready', () => {
+        subscriber.subscribe(CHANNEL).catch((error: Error) => {
+          this.logger.error(`could not subscribe to user changes: ${error.message}`);
+        });
+      });
+      subscriber.on('error', () => undefined); // reported by the main connection and /health/ready
+    }
+  }
+
+  onApplicationShutdown(): void {
+    this.subscriber?.disconnect();
+  }
+
+  /** The user, from the cache while fresh, else from the database. The caller gets its own copy. */
+  async get(id: number): Promise<User | null> {
+    if (this.ttlMs === 0) return this.users.findById(id);
+    const now = this.config.clock().getTime();
+    const cached = this.entries.get(id);
+    if (cached && cached.expiresAt > now) return Object.assign(new User(), cached.user);
+    const user = await this.users.findById(id);
+    if (!user) {
+      this.entries.delete(id);
+      return null;
+    }
+    if (this.entries.size >= MAX_ENTRIES) this.evictExpiredOrOldest(now);
+    this.entries.set(id, { user, expiresAt: now + this.ttlMs });
+    return Object.assign(new User(), user);
+  }
+
+  private evictExpiredOrOldest(now: number): void {
+    for (const [id, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(id);
+    // Maps iterate in insertion order: the first key is the oldest entry.
+    if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+  }
+}
