@@ -16,4 +16,5 @@ export { User } from './users/user.entity';
 export { PasswordResetToken } from './auth/password-reset-token.entity';
 export { AUTH_MIGRATIONS } from './migrations';
 export { ProblemDetailsFilter } from './common/problem-details.filter';
+export { lowerThreadPoolPriority } from './common/thread-pool-priority';
 export { TokenResponse, UserResponse, SuccessResponse } from './auth/dto/responses.dto';
