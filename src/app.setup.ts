@@ -3,6 +3,8 @@ import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import fastifyHelmet from '@fastify/helmet';
+import helmet from 'helmet';
 import { AppModule } from './app.module';
 import type { AuthModuleOptions } from './auth/auth-options.interface';
 import { ProblemDetailsFilter } from './common/problem-details.filter';
@@ -30,7 +32,9 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     const hops = config.trustProxy;
     const trustProxy = typeof hops === 'number' ? (_address: string, hop: number) => hop < hops : hops;
     const adapter = new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES, trustProxy });
-    app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger, bodyParser: true });
+    const fastify = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger, bodyParser: true });
+    await fastify.register(fastifyHelmet);
+    app = fastify;
   } else {
     const express = await NestFactory.create<NestExpressApplication>(module, new ExpressAdapter(), {
       logger,
@@ -38,7 +42,18 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     });
     express.set('trust proxy', config.trustProxy);
     express.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
+    express.use(helmet());
     app = express;
+  }
+  if (config.corsOrigins.length > 0) {
+    // An allow-list only: no wildcard, and no cookies are used, so credentials stay off.
+    app.enableCors({
+      origin: config.corsOrigins,
+      methods: ['GET', 'POST', 'DELETE'],
+      allowedHeaders: ['Authorization', 'Content-Type'],
+      exposedHeaders: ['Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'],
+      maxAge: 600,
+    });
   }
   app.useGlobalFilters(new ProblemDetailsFilter(app.get(HttpAdapterHost)));
   app.enableShutdownHooks();

@@ -16,7 +16,10 @@ import { RedisConnection } from './redis-connection';
  * cannot pick its own bucket.
  */
 @Injectable()
-export class AuthThrottlerGuard extends ThrottlerGuard {}
+export class AuthThrottlerGuard extends ThrottlerGuard {
+  /** IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers) instead of the X- ones. */
+  protected override headerPrefix = 'RateLimit';
+}
 
 /**
  * The throttler's options and storage, provided inside AuthModule rather than through ThrottlerModule, so

@@ -51,7 +51,7 @@ export class AuthService {
     const retryAfter = await this.signinFailures.retryAfterSeconds(email);
     if (retryAfter > 0) {
       this.audit('signin_blocked', null, ctx);
-      throw new TooManyRequestsException(AuthErrors.TOO_MANY_SIGNIN_FAILURES, retryAfter);
+      throw new TooManyRequestsException(AuthErrors.TOO_MANY_SIGNIN_FAILURES, retryAfter, this.signinFailures.maxFailures);
     }
     const user = await this.users.findByEmailWithPassword(email);
     const check = await this.hasher.verify(user?.hashedPassword ?? null, dto.password);

@@ -98,7 +98,7 @@ function results(replies: [Error | null, unknown][] | null): unknown[] {
 export class SigninFailureLimiter {
   private readonly store: FailureCounterStore;
   private readonly windowMs: number;
-  private readonly maxFailures: number;
+  readonly maxFailures: number;
 
   constructor(@Inject(AUTH_CONFIG) config: AuthConfig, redis: RedisConnection) {
     this.store = redis.client

@@ -12,11 +12,12 @@ export class ValidationFailedException extends HttpException {
   }
 }
 
-/** 429 that says how long to wait. */
+/** 429 that says how long to wait, and the budget that ran out (`limit`, for the RateLimit fields). */
 export class TooManyRequestsException extends HttpException {
   constructor(
     message: string,
     readonly retryAfterSeconds: number,
+    readonly limit: number,
   ) {
     super(message, HttpStatus.TOO_MANY_REQUESTS);
   }

@@ -122,11 +122,14 @@ describe(ProblemDetailsFilter.name, () => {
     expect(reply.body).toMatchObject({ status: 429, title: 'Too Many Requests', detail: 'Too many requests, try again later' });
   });
 
-  it('sends Retry-After with a TooManyRequestsException', () => {
-    const reply = handle(new TooManyRequestsException('Too many failed sign-in attempts', 42));
+  it('sends Retry-After and the RateLimit fields with a TooManyRequestsException', () => {
+    const reply = handle(new TooManyRequestsException('Too many failed sign-in attempts', 42, 10));
 
     expect(reply.status).toBe(429);
     expect(reply.headers['Retry-After']).toBe('42');
+    expect(reply.headers['RateLimit-Limit']).toBe('10');
+    expect(reply.headers['RateLimit-Remaining']).toBe('0');
+    expect(reply.headers['RateLimit-Reset']).toBe('42');
     expect(reply.body.detail).toBe('Too many failed sign-in attempts');
   });
 

@@ -77,6 +77,11 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (exception instanceof TooManyRequestsException || exception instanceof HashingBusyException) {
       httpAdapter.setHeader(response, 'Retry-After', String(exception.retryAfterSeconds));
     }
+    if (exception instanceof TooManyRequestsException) {
+      httpAdapter.setHeader(response, 'RateLimit-Limit', String(exception.limit));
+      httpAdapter.setHeader(response, 'RateLimit-Remaining', '0');
+      httpAdapter.setHeader(response, 'RateLimit-Reset', String(exception.retryAfterSeconds));
+    }
     httpAdapter.setHeader(response, 'Content-Type', 'application/problem+json');
     httpAdapter.setHeader(response, 'Cache-Control', 'no-store');
     httpAdapter.reply(response, JSON.stringify(problem), problem.status);

@@ -193,6 +193,26 @@ describe(loadAppConfig.name, () => {
     );
   });
 
+  describe('CORS_ORIGINS', () => {
+    it('is empty by default: no cross-origin access', () => {
+      expect(loadAppConfig(env({})).corsOrigins).toEqual([]);
+    });
+
+    it('reads a list of origins', () => {
+      expect(loadAppConfig(env({ CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' })).corsOrigins).toEqual([
+        'https://app.example.com',
+        'http://localhost:5173',
+      ]);
+    });
+
+    it.each(['*', 'https://app.example.com/', 'https://app.example.com/path', 'app.example.com', 'ftp://x.example'])(
+      'refuses %p, which is not an origin',
+      (raw) => {
+        expect(configErrorOf({ CORS_ORIGINS: raw }).message).toContain('CORS_ORIGINS');
+      },
+    );
+  });
+
   describe('DATABASE_URL', () => {
     it.each([
       ['postgres://user:pw@db:5432/auth', { type: 'postgres', url: 'postgres://user:pw@db:5432/auth' }],

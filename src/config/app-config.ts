@@ -27,6 +27,8 @@ export interface AppConfig {
   userCacheTtlSeconds: number;
   passwordHashConcurrency: number;
   passwordHashQueue: number;
+  /** Browser origins allowed to call the API (CORS); empty: no cross-origin access. */
+  corsOrigins: string[];
   /** Express/Fastify `trust proxy`: false, a hop count, or a list of addresses and CIDRs. */
   trustProxy: false | number | string[];
 }
@@ -96,6 +98,20 @@ function httpAdapter(env: Env): AppConfig['httpAdapter'] {
   return raw;
 }
 
+function corsOrigins(env: Env): string[] {
+  const raw = read(env, 'CORS_ORIGINS');
+  if (raw === undefined) return [];
+  return raw.split(',').map((entry) => {
+    const origin = entry.trim();
+    const parsed = URL.parse(origin);
+    // An origin is scheme://host[:port] and nothing more; a path or a wildcard would not match what browsers send.
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError(`CORS_ORIGINS has an entry that is not an origin like https://app.example.com: "${origin}"`);
+    }
+    return origin;
+  });
+}
+
 /** Validates the environment; throws `ConfigError` naming the first bad variable. */
 export function loadAppConfig(env: Env): AppConfig {
   const production = read(env, 'NODE_ENV') === 'production';
@@ -139,5 +155,6 @@ export function loadAppConfig(env: Env): AppConfig {
     passwordHashConcurrency: integer(env, 'PASSWORD_HASH_CONCURRENCY', availableParallelism(), 1, 256),
     passwordHashQueue: integer(env, 'PASSWORD_HASH_QUEUE', 64, 0, 100_000),
     trustProxy: trustProxy(env),
+    corsOrigins: corsOrigins(env),
   };
 }
