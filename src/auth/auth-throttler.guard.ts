@@ -5,8 +5,10 @@ import {
   getStorageToken,
   ThrottlerGuard,
   ThrottlerModuleOptions,
+  ThrottlerStorage,
   ThrottlerStorageService,
 } from '@nestjs/throttler';
+import type { ThrottlerStorageRecord } from '@nestjs/throttler/dist/throttler-storage-record.interface';
 import { AUTH_CONFIG, AuthConfig } from './auth-config';
 import { RedisConnection } from './redis-connection';
 
@@ -37,7 +39,22 @@ export const authThrottlerProviders: Provider[] = [
   {
     provide: getStorageToken(),
     inject: [RedisConnection],
-    useFactory: ({ client }: RedisConnection) =>
-      client ? new ThrottlerStorageRedisService(client) : new ThrottlerStorageService(),
+    useFactory: (connection: RedisConnection): ThrottlerStorage =>
+      connection.client ? new FailOpenRedisStorage(connection) : new ThrottlerStorageService(),
   },
 ];
+
+const NOT_COUNTED: ThrottlerStorageRecord = { totalHits: 0, timeToExpire: 0, isBlocked: false, timeToBlockExpire: 0 };
+
+/** The kept Redis storage, answering "not counted" while Redis is unreachable (see RedisConnection). */
+class FailOpenRedisStorage implements ThrottlerStorage {
+  private readonly redisStorage: ThrottlerStorageRedisService;
+
+  constructor(private readonly connection: RedisConnection) {
+    this.redisStorage = new ThrottlerStorageRedisService(connection.client!);
+  }
+
+  increment(key: string, ttl: number, limit: number, blockDuration: number, name: string): Promise<ThrottlerStorageRecord> {
+    return this.connection.failOpen(() => this.redisStorage.increment(key, ttl, limit, blockDuration, name), NOT_COUNTED);
+  }
+}

@@ -1,16 +1,64 @@
-import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import Redis from 'ioredis';
 import { AUTH_CONFIG, AuthConfig } from './auth-config';
 
-/** The module's own Redis client when `rateLimit.redisUrl` is set; every shared counter goes through it. */
+const CONNECT_TIMEOUT_MS = 2000;
+
+/**
+ * The module's own Redis client when `rateLimit.redisUrl` is set; every shared counter goes through it.
+ *
+ * When Redis cannot be reached the service keeps answering and the counters fail open (see `failOpen`):
+ * refusing every sign-in because a cache is down would hand an attacker a cheap outage, while argon2's
+ * cost and the per-address limits of other layers still slow guessing. The outage is logged once when it
+ * starts and once when it ends, and `/health/ready` answers 503 meanwhile.
+ */
 @Injectable()
-export class RedisConnection implements OnApplicationShutdown {
+export class RedisConnection implements OnModuleInit, OnApplicationShutdown {
   readonly client: Redis | null;
+  private readonly logger = new Logger(RedisConnection.name);
+  private available = true;
 
   constructor(@Inject(AUTH_CONFIG) config: AuthConfig) {
     const url = config.rateLimit.redisUrl;
-    // Bounded retries: a request waiting on an unreachable Redis fails after one retry instead of hanging.
-    this.client = url ? new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false }) : null;
+    this.client = url
+      ? new Redis(url, {
+          connectTimeout: CONNECT_TIMEOUT_MS,
+          // Commands fail at once while disconnected instead of queueing behind reconnection attempts,
+          // so a request never waits on an unreachable Redis.
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 1,
+        })
+      : null;
+    this.client?.on('error', (error: Error) => this.markUnavailable(error));
+    this.client?.on('ready', () => {
+      if (!this.available) this.logger.log('Redis is reachable again: shared rate limits apply again');
+      this.available = true;
+    });
+  }
+
+  /** Waits (a bounded time) for the first connection, so the first requests are counted too. */
+  async onModuleInit(): Promise<void> {
+    const client = this.client;
+    if (client === null || client.status === 'ready') return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        client.off('ready', done);
+        resolve();
+      };
+      const timer = setTimeout(done, CONNECT_TIMEOUT_MS);
+      client.once('ready', done);
+    });
+  }
+
+  /** Runs a Redis operation; if Redis fails, logs the outage (once) and answers `fallback` instead. */
+  async failOpen<T>(operation: () => Promise<T>, fallback: T): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      this.markUnavailable(error as Error);
+      return fallback;
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -18,5 +66,11 @@ export class RedisConnection implements OnApplicationShutdown {
     // quit() waits for Redis to answer; with Redis unreachable it fails and the client would keep reconnecting.
     if (this.client.status === 'ready') await this.client.quit().catch(() => this.client!.disconnect());
     else this.client.disconnect();
+  }
+
+  private markUnavailable(error: Error): void {
+    if (!this.available) return;
+    this.available = false;
+    this.logger.error(`Redis is unreachable (${error.message}): rate limits are not enforced until it is back`);
   }
 }

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { AuthConfig } from './auth-config';
@@ -170,11 +171,14 @@ describe(SigninFailureLimiter.name, () => {
 describe(RedisFailureCounterStore.name, () => {
   const prefix = `test:signin-failures:${randomUUID()}:`;
   let redis: Redis;
+  let connection: RedisConnection;
   let sut: RedisFailureCounterStore;
 
-  beforeAll(() => {
-    redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-    sut = new RedisFailureCounterStore(redis, prefix);
+  beforeAll(async () => {
+    connection = new RedisConnection({ rateLimit: { redisUrl: REDIS_URL } } as AuthConfig);
+    await connection.onModuleInit();
+    redis = connection.client!;
+    sut = new RedisFailureCounterStore(connection, prefix);
   });
 
   afterEach(async () => {
@@ -254,7 +258,6 @@ describe(RedisFailureCounterStore.name, () => {
   });
 
   it('backs a limiter that locks an account', async () => {
-    const connection = { client: redis } as unknown as RedisConnection;
     const limiter = new SigninFailureLimiter(limiterConfig(Date.now), connection);
     const email = `${randomUUID()}@example.com`;
     try {
@@ -267,5 +270,26 @@ describe(RedisFailureCounterStore.name, () => {
       await limiter.clear(email);
     }
     await expect(limiter.retryAfterSeconds(email)).resolves.toBe(0);
+  });
+});
+
+describe(`${RedisFailureCounterStore.name} with Redis unreachable`, () => {
+  it('fails open: counts nothing, throws nothing, and logs the outage once', async () => {
+    const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    // Port 1 on loopback: nothing listens there, so every connection attempt is refused at once.
+    const connection = new RedisConnection({ rateLimit: { redisUrl: 'redis://127.0.0.1:1' } } as AuthConfig);
+    try {
+      await connection.onModuleInit();
+      const sut = new RedisFailureCounterStore(connection, 'test:unreachable:');
+
+      await expect(sut.increment('ada', WINDOW_MS)).resolves.toEqual({ count: 0, resetInMs: 0 });
+      await expect(sut.get('ada')).resolves.toEqual({ count: 0, resetInMs: 0 });
+      await expect(sut.clear('ada')).resolves.toBeUndefined();
+      const outages = logged.mock.calls.filter(([message]) => String(message).includes('Redis is unreachable'));
+      expect(outages).toHaveLength(1);
+    } finally {
+      await connection.onApplicationShutdown();
+      logged.mockRestore();
+    }
   });
 });

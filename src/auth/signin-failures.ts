@@ -52,33 +52,44 @@ export class InMemoryFailureCounterStore implements FailureCounterStore {
   }
 }
 
+/** Failure windows in Redis, shared by every instance; fails open while Redis is unreachable. */
 export class RedisFailureCounterStore implements FailureCounterStore {
-  constructor(
-    private readonly redis: NonNullable<RedisConnection['client']>,
-    private readonly prefix = 'auth:signin-failures:',
-  ) {}
+  private readonly redis: NonNullable<RedisConnection['client']>;
 
-  async get(key: string): Promise<FailureWindow> {
-    const [count, ttl] = await this.redis.multi().get(this.prefix + key).pttl(this.prefix + key).exec().then(results);
-    return { count: Number(count ?? 0), resetInMs: Math.max(0, Number(ttl)) };
+  constructor(
+    private readonly connection: RedisConnection,
+    private readonly prefix = 'auth:signin-failures:',
+  ) {
+    this.redis = connection.client!;
   }
 
-  async increment(key: string, windowMs: number): Promise<FailureWindow> {
+  get(key: string): Promise<FailureWindow> {
+    return this.connection.failOpen(async () => {
+      const [count, ttl] = await this.redis.multi().get(this.prefix + key).pttl(this.prefix + key).exec().then(results);
+      return { count: Number(count ?? 0), resetInMs: Math.max(0, Number(ttl)) };
+    }, NOTHING_COUNTED);
+  }
+
+  increment(key: string, windowMs: number): Promise<FailureWindow> {
     const redisKey = this.prefix + key;
-    const [count, , ttl] = await this.redis
-      .multi()
-      .incr(redisKey)
-      .pexpire(redisKey, windowMs, 'NX')
-      .pttl(redisKey)
-      .exec()
-      .then(results);
-    return { count: Number(count), resetInMs: Math.max(0, Number(ttl)) };
+    return this.connection.failOpen(async () => {
+      const [count, , ttl] = await this.redis
+        .multi()
+        .incr(redisKey)
+        .pexpire(redisKey, windowMs, 'NX')
+        .pttl(redisKey)
+        .exec()
+        .then(results);
+      return { count: Number(count), resetInMs: Math.max(0, Number(ttl)) };
+    }, NOTHING_COUNTED);
   }
 
   async clear(key: string): Promise<void> {
-    await this.redis.del(this.prefix + key);
+    await this.connection.failOpen(() => this.redis.del(this.prefix + key), 0);
   }
 }
+
+const NOTHING_COUNTED: FailureWindow = { count: 0, resetInMs: 0 };
 
 function results(replies: [Error | null, unknown][] | null): unknown[] {
   if (!replies) throw new Error('Redis transaction was discarded');
@@ -102,7 +113,7 @@ export class SigninFailureLimiter {
 
   constructor(@Inject(AUTH_CONFIG) config: AuthConfig, redis: RedisConnection) {
     this.store = redis.client
-      ? new RedisFailureCounterStore(redis.client)
+      ? new RedisFailureCounterStore(redis)
       : new InMemoryFailureCounterStore(() => config.clock().getTime());
     this.windowMs = config.rateLimit.signinFailureWindowSeconds * 1000;
     this.maxFailures = config.rateLimit.signinMaxFailures;
