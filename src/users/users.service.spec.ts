@@ -1,4 +1,5 @@
-import { QueryFailedError, Repository } from 'typeorm';
+import { EntityManager, QueryFailedError, Repository } from 'typeorm';
+import type { TransactionRunner } from '../common/transaction-runner';
 import { User } from './user.entity';
 import { canonicalUsername, NewUser, normalizeEmail, UserAlreadyExistsError, UsersService } from './users.service';
 
@@ -68,11 +69,15 @@ describe(canonicalUsername.name, () => {
 
 describe(UsersService.name, () => {
   let repository: ReturnType<typeof repositoryMock>;
+  let manager: EntityManager;
+  let transactions: { run: jest.Mock; isPostgres: boolean };
   let sut: UsersService;
 
   beforeEach(() => {
     repository = repositoryMock();
-    sut = new UsersService(repository as unknown as Repository<User>);
+    manager = { getRepository: () => repository } as unknown as EntityManager;
+    transactions = { run: jest.fn((work: (m: EntityManager) => Promise<unknown>) => work(manager)), isPostgres: false };
+    sut = new UsersService(repository as unknown as Repository<User>, transactions as unknown as TransactionRunner);
   });
 
   describe('findTakenField', () => {
@@ -101,12 +106,16 @@ describe(UsersService.name, () => {
   });
 
   describe('create', () => {
-    it('stores the normalised email and the canonical username', async () => {
+    const alongside = jest.fn().mockResolvedValue(undefined);
+
+    it('stores the normalised email and the canonical username, and runs `alongside` in the same transaction', async () => {
       const stored = Object.assign(new User(), { id: 3 });
       repository.insert.mockResolvedValue({ identifiers: [{ id: 3 }] });
       repository.findOneBy.mockResolvedValue(stored);
 
-      await expect(sut.create(newUser({ username: 'ＡＤＡ' }))).resolves.toBe(stored);
+      await expect(sut.create(newUser({ username: 'ＡＤＡ' }), alongside)).resolves.toBe(stored);
+      expect(transactions.run).toHaveBeenCalledTimes(1);
+      expect(alongside).toHaveBeenCalledWith(manager, stored);
       expect(repository.insert).toHaveBeenCalledWith({
         email: 'ada@example.com',
         username: 'ＡＤＡ',
@@ -121,7 +130,7 @@ describe(UsersService.name, () => {
       repository.insert.mockRejectedValue(uniqueViolation(code));
       repository.existsBy.mockImplementation(async (where: object) => 'usernameCanonical' in where);
 
-      const promise = sut.create(newUser());
+      const promise = sut.create(newUser(), alongside);
 
       await expect(promise).rejects.toBeInstanceOf(UserAlreadyExistsError);
       await expect(promise).rejects.toHaveProperty('field', 'username');
@@ -130,7 +139,7 @@ describe(UsersService.name, () => {
     it('blames the email when the winner of the race is no longer found', async () => {
       repository.insert.mockRejectedValue(uniqueViolation('23505'));
 
-      await expect(sut.create(newUser())).rejects.toHaveProperty('field', 'email');
+      await expect(sut.create(newUser(), alongside)).rejects.toHaveProperty('field', 'email');
     });
 
     it.each([
@@ -139,7 +148,15 @@ describe(UsersService.name, () => {
     ])('lets %s through', async (_case, failure) => {
       repository.insert.mockRejectedValue(failure);
 
-      await expect(sut.create(newUser())).rejects.toBe(failure);
+      await expect(sut.create(newUser(), alongside)).rejects.toBe(failure);
+    });
+
+    it('lets a failure of `alongside` undo the sign-up', async () => {
+      const failure = new Error('outbox unavailable');
+      repository.insert.mockResolvedValue({ identifiers: [{ id: 3 }] });
+      repository.findOneBy.mockResolvedValue(Object.assign(new User(), { id: 3 }));
+
+      await expect(sut.create(newUser(), jest.fn().mockRejectedValue(failure))).rejects.toBe(failure);
     });
   });
 
@@ -147,6 +164,7 @@ describe(UsersService.name, () => {
     it('updates only the hash, keeping the token version', async () => {
       await sut.replacePasswordHash(3, '$argon2id$new');
 
+      expect(transactions.run).toHaveBeenCalledTimes(1);
       expect(repository.update).toHaveBeenCalledWith({ id: 3 }, { hashedPassword: '$argon2id$new' });
     });
   });
