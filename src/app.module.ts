@@ -13,15 +13,20 @@ export function authOptionsFrom(config: AppConfig): AuthModuleOptions {
     accessTokenTtlSeconds: config.accessTokenExpireMinutes * 60,
     passwordResetTokenTtlSeconds: config.passwordResetTokenExpireMinutes * 60,
     passwordResetUrl: config.passwordResetUrl,
+    emailVerificationUrl: config.emailVerificationUrl,
+    emailVerificationTokenTtlSeconds: config.emailVerificationTokenExpireHours * 3600,
+    requireVerifiedEmail: config.requireVerifiedEmail,
     appName: config.appName,
     userCacheTtlSeconds: config.userCacheTtlSeconds,
     passwordHashing: { maxConcurrent: config.passwordHashConcurrency, maxQueued: config.passwordHashQueue },
-    mail: { smtpUrl: config.smtpUrl, from: config.mailFrom },
+    mail: { smtpUrl: config.smtpUrl, from: config.mailFrom, maxAttempts: config.mailMaxAttempts },
     rateLimit: {
       perAddressPerMinute: config.rateLimitPerMinute,
       signinMaxFailures: config.signinMaxFailures,
       signinFailureWindowSeconds: config.signinFailureWindowMinutes * 60,
       redisUrl: config.redisUrl,
+      passwordResetMailsPerHour: config.passwordResetMailsPerHour,
+      verificationMailsPerHour: config.verificationMailsPerHour,
     },
   };
 }

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { AuthErrors } from '../src/auth/auth.errors';
 import { createTestDatabase, DATABASES, TestDatabase } from './support/databases';
 import { expectProblem, signUp, SignedUp } from './support/fixtures';
-import { TestSmtpServer, tokenFromResetMail } from './support/smtp';
+import { TestSmtpServer, tokenFromMail } from './support/smtp';
 import { matrix, startTestApp, TEST_JWT_SECRET, TestApp } from './support/test-app';
 
 const AUTH = '/api/v1/auth';
@@ -264,7 +264,7 @@ describe.each(matrix(DATABASES))('access tokens on %s with %s', (databaseKind, a
     it('rejects a password reset token as a bearer token, and that attempt does not use it up', async () => {
       const victim = await signUp(t.http);
       await t.http().post(`${AUTH}/forgot-password`).send({ email: victim.account.email }).expect(200);
-      const resetToken = tokenFromResetMail(await smtp.waitFor(victim.account.email, (m) => m.subject.includes('Reset')));
+      const resetToken = tokenFromMail(await smtp.waitFor(victim.account.email, (m) => m.subject.includes('Reset')));
 
       const res = await me(resetToken);
       expectProblem(res, 401, AuthErrors.INVALID_ACCESS_TOKEN);

@@ -38,6 +38,7 @@ describe.each(matrix(DATABASES))('auth contract on %s with %s', (databaseKind, a
           username: account.username,
           full_name: 'Ada Lovelace',
           is_active: true,
+          is_verified: false,
           created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/),
         },
       });
@@ -150,6 +151,7 @@ describe.each(matrix(DATABASES))('auth contract on %s with %s', (databaseKind, a
         username: account.username,
         full_name: 'Grace',
         is_active: true,
+        is_verified: false,
         created_at: expect.any(String),
       });
     });

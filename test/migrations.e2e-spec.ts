@@ -23,6 +23,11 @@ const TABLES = {
   sqlite: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1",
 };
 
+const USER_COLUMNS = {
+  postgres: "SELECT column_name AS name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'users'",
+  sqlite: "SELECT name FROM pragma_table_info('users')",
+};
+
 /** The migration CLI through ormconfig.ts (built to dist/ormconfig.js by `npm test`'s build step). */
 describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
   let database: TestDatabase;
@@ -34,16 +39,35 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
 
   afterAll(async () => database?.drop());
 
-  it('applies, shows and reverts the schema', async () => {
-    expect(typeorm('migration:show', database.url)).toMatch(/\[ \] CreateAuthTables1764080000000/);
+  it('applies, shows and reverts the schema, one migration at a time', async () => {
+    const tables = async () => ((await sql(database, TABLES[kind])) as { name: string }[]).map((t) => t.name);
+    const userColumns = async () => ((await sql(database, USER_COLUMNS[kind])) as { name: string }[]).map((c) => c.name);
+    const shown = typeorm('migration:show', database.url);
+    expect(shown).toMatch(/\[ \] CreateAuthTables1764080000000/);
+    expect(shown).toMatch(/\[ \] MailOutboxAndEmailVerification1764090000000/);
+
     typeorm('migration:run', database.url);
-    expect(typeorm('migration:show', database.url)).toMatch(/\[X\] .*CreateAuthTables1764080000000/);
-    const tables = ((await sql(database, TABLES[kind])) as { name: string }[]).map((t) => t.name);
-    expect(tables).toEqual(expect.arrayContaining(['migrations', 'password_reset_tokens', 'users']));
+    const applied = typeorm('migration:show', database.url);
+    expect(applied).toMatch(/\[X\] .*CreateAuthTables1764080000000/);
+    expect(applied).toMatch(/\[X\] .*MailOutboxAndEmailVerification1764090000000/);
+    expect(await tables()).toEqual(
+      expect.arrayContaining(['migrations', 'users', 'password_reset_tokens', 'email_verification_tokens', 'mail_outbox']),
+    );
+    expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at']));
 
     typeorm('migration:revert', database.url);
-    const after = ((await sql(database, TABLES[kind])) as { name: string }[]).map((t) => t.name);
-    expect(after).not.toContain('users');
-    expect(after).not.toContain('password_reset_tokens');
+    const afterFirstRevert = await tables();
+    expect(afterFirstRevert).toEqual(expect.arrayContaining(['users', 'password_reset_tokens']));
+    expect(afterFirstRevert).not.toContain('mail_outbox');
+    expect(afterFirstRevert).not.toContain('email_verification_tokens');
+    const columnsLeft = await userColumns();
+    expect(columnsLeft).toEqual(expect.arrayContaining(['email', 'hashed_password', 'token_version']));
+    expect(columnsLeft).not.toContain('is_verified');
+    expect(columnsLeft).not.toContain('verified_at');
+
+    typeorm('migration:revert', database.url);
+    const afterSecondRevert = await tables();
+    expect(afterSecondRevert).not.toContain('users');
+    expect(afterSecondRevert).not.toContain('password_reset_tokens');
   });
 });

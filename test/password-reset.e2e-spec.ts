@@ -1,10 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import { SMTPServer } from 'smtp-server';
 import { AuthErrors, AuthMessages } from '../src/auth/auth.errors';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
-import { expectProblem, newAccount, signUp, SignedUp } from './support/fixtures';
-import { ReceivedMail, TestSmtpServer, tokenFromResetMail } from './support/smtp';
+import { expectProblem, newAccount, signUp, SignedUp, waitUntil } from './support/fixtures';
+import { ReceivedMail, startSlowSmtp, TestSmtpServer, tokenFromMail } from './support/smtp';
 import { matrix, RESET_URL, startTestApp, TestApp, TestAppOptions } from './support/test-app';
 
 const AUTH = '/api/v1/auth';
@@ -24,34 +22,6 @@ function linkOf(text: string): string {
   const link = text.match(/https?:\/\/\S+/)?.[0];
   if (!link) throw new Error('no link in the text part');
   return link;
-}
-
-/** An SMTP server that takes `delayMs` to acknowledge each message, as a congested relay does. */
-async function startSlowSmtp(delayMs: number): Promise<{ url: string; received: () => number; stop: () => Promise<void> }> {
-  let received = 0;
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    onData: (stream, _session, callback) => {
-      stream.resume();
-      stream.on('end', () =>
-        setTimeout(() => {
-          received += 1;
-          callback();
-        }, delayMs),
-      );
-    },
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  return {
-    url: `smtp://127.0.0.1:${(server.server.address() as AddressInfo).port}`,
-    received: () => received,
-    stop: () => new Promise((resolve) => server.close(() => resolve())),
-  };
 }
 
 describe.each(matrix(DATABASES))('password reset on %s with %s', (databaseKind, adapter) => {
@@ -88,7 +58,7 @@ describe.each(matrix(DATABASES))('password reset on %s with %s', (databaseKind, 
     expect(res.body).toEqual({ message: AuthMessages.RESET_EMAIL_SENT });
     await smtp.waitFor(email, (m) => isResetMail(m) && smtp.to(email).filter(isResetMail).length >= nth);
     const mail = smtp.to(email).filter(isResetMail)[nth - 1];
-    const token = tokenFromResetMail(mail);
+    const token = tokenFromMail(mail);
     secrets.add(token);
     return { token, mail };
   }
@@ -218,52 +188,65 @@ describe.each(matrix(DATABASES))('password reset on %s with %s', (databaseKind, 
   });
 
   describe('mail faults', () => {
+    /** An app on a database of its own, so that `t`, which shares `database`, cannot send its mail. */
+    async function startAlone(smtpUrl: string): Promise<{ app: TestApp; database: TestDatabase }> {
+      const own = await createTestDatabase(databaseKind);
+      return { app: await start({ databaseUrl: own.url, smtpUrl }), database: own };
+    }
+
     it('answers sign-up and forgot-password as usual when SMTP is down, and logs the failure without a token or link', async () => {
       const dead = await TestSmtpServer.start();
       await dead.stop();
-      const down = await start({ smtpUrl: dead.url });
+      const { app: down, database: downDatabase } = await startAlone(dead.url);
+      try {
+        const account = newAccount();
+        secrets.add(account.password);
+        const signup = await down.http().post(`${AUTH}/signup`).send(account).expect(201);
+        secrets.add(signup.body.access_token);
+        const forgot = await down.http().post(`${AUTH}/forgot-password`).send({ email: account.email }).expect(200);
+        expect(forgot.body).toEqual({ message: AuthMessages.RESET_EMAIL_SENT });
 
-      const account = newAccount();
-      secrets.add(account.password);
-      const signup = await down.http().post(`${AUTH}/signup`).send(account).expect(201);
-      secrets.add(signup.body.access_token);
-      const forgot = await down.http().post(`${AUTH}/forgot-password`).send({ email: account.email }).expect(200);
-      expect(forgot.body).toEqual({ message: AuthMessages.RESET_EMAIL_SENT });
-      await down.drainMail();
-
-      const userId = signup.body.user.id as number;
-      const failures = down.logs.lines.filter((line) => /fail|error/i.test(line) && new RegExp(`\\b${userId}\\b`).test(line));
-      expect(failures.some((line) => /reset/i.test(line))).toBe(true);
-      expect(failures.some((line) => /welcome/i.test(line))).toBe(true);
-      // The token is unknown here (its mail never left), but it is 32 random bytes in base64url: no such
-      // run, no link and no token parameter belongs in a log line.
-      const leaks = down.logs.lines.filter((line) => line.includes(RESET_URL) || /token=|[A-Za-z0-9_-]{40,}/i.test(line));
-      expect(leaks).toEqual([]);
+        const userId = signup.body.user.id as number;
+        const failures = () => down.logs.lines.filter((line) => /fail|error/i.test(line) && new RegExp(`\\b${userId}\\b`).test(line));
+        await waitUntil('both failures are logged', () => failures().some((l) => /reset/i.test(l)) && failures().some((l) => /welcome/i.test(l)));
+        // The token is unknown here (its mail never left), but it is 32 random bytes in base64url: no such
+        // run, no link and no token parameter belongs in a log line.
+        const leaks = down.logs.lines.filter((line) => line.includes(RESET_URL) || /token=|[A-Za-z0-9_-]{40,}/i.test(line));
+        expect(leaks).toEqual([]);
+        // Nothing is lost: both wait in the outbox for the next attempt.
+        const pending = await sql(downDatabase, "SELECT kind FROM mail_outbox WHERE status = 'pending' ORDER BY id");
+        expect(pending).toEqual([{ kind: 'welcome' }, { kind: 'password-reset' }]);
+      } finally {
+        await down.close();
+        await downDatabase.drop();
+      }
     });
 
     it('answers forgot-password without waiting for a slow SMTP server', async () => {
       const slowSmtp = await startSlowSmtp(3000);
+      const { app: slow, database: slowDatabase } = await startAlone(slowSmtp.url);
       try {
-        const { account } = await register();
-        const slow = await start({ smtpUrl: slowSmtp.url });
+        const { account } = await register(slow);
 
         const started = performance.now();
         await slow.http().post(`${AUTH}/forgot-password`).send({ email: account.email }).expect(200);
         expect(performance.now() - started).toBeLessThan(1500);
 
-        // The mail did go to the slow server, which really took its time.
+        // The mails (welcome and reset) did go to the slow server, which really took its time.
         const drainStarted = performance.now();
         await slow.drainMail();
         expect(performance.now() - drainStarted).toBeGreaterThan(1500);
-        expect(slowSmtp.received()).toBe(1);
+        expect(slowSmtp.received()).toBe(2);
       } finally {
+        await slow.close();
         await slowSmtp.stop();
+        await slowDatabase.drop();
       }
     });
   });
 
   it('never logged a password, reset token, reset link, access token or argon2 hash', async () => {
-    for (const app of apps) await app.drainMail();
+    await t.drainMail();
     const hashes = ((await sql(database, 'SELECT hashed_password FROM users')) as { hashed_password: string }[]).map((r) => r.hashed_password);
     expect(hashes.length).toBeGreaterThan(5);
     expect(secrets.size).toBeGreaterThan(20);

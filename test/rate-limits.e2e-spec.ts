@@ -6,7 +6,7 @@ import { AuthErrors, AuthMessages } from '../src/auth/auth.errors';
 import { RedisConnection } from '../src/auth/redis-connection';
 import { createTestDatabase, DATABASES, TestDatabase } from './support/databases';
 import { expectProblem, newAccount, signUp } from './support/fixtures';
-import { TestSmtpServer, tokenFromResetMail } from './support/smtp';
+import { TestSmtpServer, tokenFromMail } from './support/smtp';
 import { ADAPTERS, matrix, startTestApp, TestApp } from './support/test-app';
 
 const AUTH = '/api/v1/auth';
@@ -325,7 +325,7 @@ describe.each(matrix(DATABASES))('per-account sign-in failure limit on %s with %
     expectAccountLocked(await signin(account.email, account.password));
 
     const newPassword = 'a fresh password after lockout';
-    const reset = await t.http().post(`${AUTH}/reset-password`).send({ token: tokenFromResetMail(mail), new_password: newPassword }).expect(200);
+    const reset = await t.http().post(`${AUTH}/reset-password`).send({ token: tokenFromMail(mail), new_password: newPassword }).expect(200);
     expect(reset.body).toEqual({ message: AuthMessages.PASSWORD_RESET });
 
     const signedIn = await signin(account.email, newPassword).expect(200);
@@ -476,7 +476,7 @@ describeRedis.each(ADAPTERS)('limits shared through Redis across two instances o
     await b.http().post(`${AUTH}/forgot-password`).set('X-Forwarded-For', nextClient()).send({ email: account.email }).expect(200);
     const mail = await smtp.waitFor(account.email, (m) => m.subject.includes('Reset'));
     const newPassword = 'a fresh password via redis';
-    await a.http().post(`${AUTH}/reset-password`).set('X-Forwarded-For', nextClient()).send({ token: tokenFromResetMail(mail), new_password: newPassword }).expect(200);
+    await a.http().post(`${AUTH}/reset-password`).set('X-Forwarded-For', nextClient()).send({ token: tokenFromMail(mail), new_password: newPassword }).expect(200);
     await signin(b, account.email, newPassword).expect(200);
   });
 

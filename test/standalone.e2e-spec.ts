@@ -31,6 +31,9 @@ describe('standalone app', () => {
       [{ TRUST_PROXY: 'true' }, 'TRUST_PROXY'],
       [{ PASSWORD_RESET_URL: 'ftp://x' }, 'PASSWORD_RESET_URL'],
       [{ RATE_LIMIT_PER_MINUTE: '-1' }, 'RATE_LIMIT_PER_MINUTE'],
+      [{ EMAIL_VERIFICATION_URL: 'ftp://x' }, 'EMAIL_VERIFICATION_URL'],
+      [{ REQUIRE_VERIFIED_EMAIL: 'yes' }, 'REQUIRE_VERIFIED_EMAIL'],
+      [{ MAIL_MAX_ATTEMPTS: '0' }, 'MAIL_MAX_ATTEMPTS'],
     ])('%j -> names %s', (env, variable) => {
       const result = runToExit(env, cwd);
       expect(result.status).toBe(1);
@@ -50,7 +53,8 @@ describe('standalone app', () => {
       expect(docsPage.status).toBe(200);
       expect(await docsPage.text()).toContain('swagger');
       const openapi = (await (await fetch(`${app.baseUrl}/docs-json`)).json()) as { paths: Record<string, object> };
-      for (const route of ['signup', 'signin', 'forgot-password', 'reset-password', 'change-password', 'me']) {
+      const routes = ['signup', 'signin', 'forgot-password', 'reset-password', 'change-password', 'me', 'verify-email', 'resend-verification'];
+      for (const route of routes) {
         expect(openapi.paths).toHaveProperty([`/api/v1/auth/${route}`]);
       }
       expect(openapi.paths['/api/v1/auth/signup']).toHaveProperty(['post', 'responses', '201']);
@@ -79,9 +83,11 @@ describe('standalone app', () => {
       }
       const files = readdirSync(mailDir).filter((f) => f.endsWith('.eml'));
       expect(files).toHaveLength(2);
-      const reset = files.map((f) => readFileSync(join(mailDir, f), 'utf8')).find((m) => m.includes('Subject: Reset'));
-      expect(reset).toBeDefined();
-      expect(reset!.replace(/=\r?\n/g, '')).toMatch(/http:\/\/localhost:3000\/reset-password\?token=3D[\w-]{43}/);
+      const mails = files.map((f) => readFileSync(join(mailDir, f), 'utf8').replace(/=\r?\n/g, ''));
+      const reset = mails.find((m) => m.includes('Subject: Reset'));
+      expect(reset).toMatch(/http:\/\/localhost:3000\/reset-password\?token=3D[\w-]{43}/);
+      const welcome = mails.find((m) => m.includes('Subject: Welcome'));
+      expect(welcome).toMatch(/http:\/\/localhost:3000\/verify-email\?token=3D[\w-]{43}/);
       for (const file of files) expect(app.output()).toContain(file);
       expect(app.output()).not.toMatch(/token=|reset-password\?/);
       expect(app.output()).not.toContain(account.password);

@@ -25,6 +25,8 @@ export class AccessUserCache implements OnModuleInit, OnApplicationShutdown {
   private readonly ttlMs: number;
   private readonly instanceId = randomUUID();
   private subscriber: Redis | null = null;
+  /** Bumped by every invalidation: a read that overlapped one may hold the old row and is not kept. */
+  private invalidations = 0;
 
   constructor(
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
@@ -38,7 +40,7 @@ export class AccessUserCache implements OnModuleInit, OnApplicationShutdown {
   onModuleInit(): void {
     if (this.ttlMs === 0) return;
     this.changes.subscribe((userId) => {
-      this.entries.delete(userId);
+      this.drop(userId);
       this.redis.client?.publish(CHANNEL, `${this.instanceId}:${userId}`).catch((error: Error) => {
         this.logger.error(`could not publish a user change to other instances: ${error.message}`);
       });
@@ -48,7 +50,7 @@ export class AccessUserCache implements OnModuleInit, OnApplicationShutdown {
       this.subscriber = subscriber;
       subscriber.on('message', (_channel: string, message: string) => {
         const [origin, userId] = message.split(':');
-        if (origin !== this.instanceId) this.entries.delete(Number(userId));
+        if (origin !== this.instanceId) this.drop(Number(userId));
       });
       // Subscribed on every (re)connection rather than awaited here: an unreachable Redis must not stop
       // start-up, and while it is away other instances' changes are still seen within the TTL.
@@ -71,14 +73,22 @@ export class AccessUserCache implements OnModuleInit, OnApplicationShutdown {
     const now = this.config.clock().getTime();
     const cached = this.entries.get(id);
     if (cached && cached.expiresAt > now) return Object.assign(new User(), cached.user);
+    const invalidationsBefore = this.invalidations;
     const user = await this.users.findById(id);
     if (!user) {
       this.entries.delete(id);
       return null;
     }
-    if (this.entries.size >= MAX_ENTRIES) this.evictExpiredOrOldest(now);
-    this.entries.set(id, { user, expiresAt: now + this.ttlMs });
+    if (this.invalidations === invalidationsBefore) {
+      if (this.entries.size >= MAX_ENTRIES) this.evictExpiredOrOldest(now);
+      this.entries.set(id, { user, expiresAt: now + this.ttlMs });
+    }
     return Object.assign(new User(), user);
+  }
+
+  private drop(userId: number): void {
+    this.invalidations++;
+    this.entries.delete(userId);
   }
 
   private evictExpiredOrOldest(now: number): void {

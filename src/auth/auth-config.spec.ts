@@ -20,11 +20,34 @@ describe(resolveAuthConfig.name, () => {
         accessTokenTtlSeconds: 1800,
         passwordResetTokenTtlSeconds: 1800,
         appName: 'Auth Service',
-        mail: { from: 'no-reply@localhost', smtpUrl: undefined, outputDir: './data/mail' },
-        rateLimit: { perAddressPerMinute: 60, signinMaxFailures: 10, signinFailureWindowSeconds: 900, redisUrl: undefined },
+        emailVerificationTokenTtlSeconds: 86_400,
+        requireVerifiedEmail: false,
+        mail: {
+          from: 'no-reply@localhost',
+          smtpUrl: undefined,
+          outputDir: './data/mail',
+          maxAttempts: 10,
+          retryInitialDelayMs: 5_000,
+          retryMaxDelayMs: 300_000,
+          pollIntervalMs: 1_000,
+        },
+        rateLimit: {
+          perAddressPerMinute: 60,
+          signinMaxFailures: 10,
+          signinFailureWindowSeconds: 900,
+          redisUrl: undefined,
+          passwordResetMailsPerHour: 3,
+          verificationMailsPerHour: 3,
+        },
         passwordHashing: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
       });
       expect(sut.passwordResetUrl.href).toBe('https://app.example.com/reset');
+    });
+
+    it('puts the verification page beside the reset page when none is given', () => {
+      expect(resolveAuthConfig(options()).emailVerificationUrl.href).toBe('https://app.example.com/verify-email');
+      const given = resolveAuthConfig(options({ emailVerificationUrl: 'https://accounts.example.com/confirm?lang=en' }));
+      expect(given.emailVerificationUrl.href).toBe('https://accounts.example.com/confirm?lang=en');
     });
 
     it('uses the real time by default', () => {
@@ -134,6 +157,12 @@ describe(resolveAuthConfig.name, () => {
     );
   });
 
+  describe('emailVerificationUrl', () => {
+    it.each(['verify-email', 'javascript:alert(1)', 'ftp://example.com/verify'])('refuses %p', (emailVerificationUrl) => {
+      expect(() => resolveAuthConfig(options({ emailVerificationUrl }))).toThrow(/emailVerificationUrl/);
+    });
+  });
+
   describe('other bounds', () => {
     it.each([
       ['accessTokenTtlSeconds', { accessTokenTtlSeconds: 0 }],
@@ -141,6 +170,13 @@ describe(resolveAuthConfig.name, () => {
       ['rateLimit.perAddressPerMinute', { rateLimit: { perAddressPerMinute: -1 } }],
       ['rateLimit.signinMaxFailures', { rateLimit: { signinMaxFailures: 0 } }],
       ['rateLimit.signinFailureWindowSeconds', { rateLimit: { signinFailureWindowSeconds: 0 } }],
+      ['rateLimit.passwordResetMailsPerHour', { rateLimit: { passwordResetMailsPerHour: 0 } }],
+      ['rateLimit.verificationMailsPerHour', { rateLimit: { verificationMailsPerHour: 2.5 } }],
+      ['emailVerificationTokenTtlSeconds', { emailVerificationTokenTtlSeconds: 0 }],
+      ['mail.maxAttempts', { mail: { maxAttempts: 0 } }],
+      ['mail.retryInitialDelayMs', { mail: { retryInitialDelayMs: 0 } }],
+      ['mail.retryMaxDelayMs', { mail: { retryInitialDelayMs: 10_000, retryMaxDelayMs: 9_999 } }],
+      ['mail.pollIntervalMs', { mail: { pollIntervalMs: -1 } }],
     ])('refuses a bad %s', (name, overrides: Partial<AuthModuleOptions>) => {
       expect(() => resolveAuthConfig(options(overrides))).toThrow(name);
     });

@@ -10,13 +10,26 @@ export interface AuthConfig {
   accessTokenTtlSeconds: number;
   passwordResetTokenTtlSeconds: number;
   passwordResetUrl: URL;
+  emailVerificationUrl: URL;
+  emailVerificationTokenTtlSeconds: number;
+  requireVerifiedEmail: boolean;
   appName: string;
-  mail: { from: string; smtpUrl?: string; outputDir: string };
+  mail: {
+    from: string;
+    smtpUrl?: string;
+    outputDir: string;
+    maxAttempts: number;
+    retryInitialDelayMs: number;
+    retryMaxDelayMs: number;
+    pollIntervalMs: number;
+  };
   rateLimit: {
     perAddressPerMinute: number;
     signinMaxFailures: number;
     signinFailureWindowSeconds: number;
     redisUrl?: string;
+    passwordResetMailsPerHour: number;
+    verificationMailsPerHour: number;
   };
   passwordHashing: { memoryCost: number; timeCost: number; parallelism: number; maxConcurrent: number; maxQueued: number };
   userCacheTtlSeconds: number;
@@ -48,8 +61,18 @@ function toKeyObject(secret: AuthModuleOptions['jwtSecret']): KeyObject {
   return key;
 }
 
+function mailedLink(name: string, value: string): URL {
+  const url = URL.parse(value);
+  // Anything but http(s) in a mailed link (javascript:, data:) is an attack on the reader.
+  if (!url || !['http:', 'https:'].includes(url.protocol)) {
+    throw new Error(`AuthModule: ${name} must be an absolute http(s) URL: ${value}`);
+  }
+  return url;
+}
+
 export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
   const rateLimit = options.rateLimit ?? {};
+  const mail = options.mail ?? {};
   const hashing = {
     ...ARGON2_MIN,
     maxConcurrent: availableParallelism(),
@@ -59,11 +82,12 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
   for (const [name, min] of Object.entries({ ...ARGON2_MIN, maxConcurrent: 1, maxQueued: 0 })) {
     positiveInteger(`passwordHashing.${name}`, hashing[name as keyof typeof hashing], min);
   }
-  const passwordResetUrl = URL.parse(options.passwordResetUrl);
-  // Anything but http(s) in a mailed link (javascript:, data:) is an attack on the reader.
-  if (!passwordResetUrl || !['http:', 'https:'].includes(passwordResetUrl.protocol)) {
-    throw new Error(`AuthModule: passwordResetUrl must be an absolute http(s) URL: ${options.passwordResetUrl}`);
-  }
+  const passwordResetUrl = mailedLink('passwordResetUrl', options.passwordResetUrl);
+  const emailVerificationUrl = mailedLink(
+    'emailVerificationUrl',
+    options.emailVerificationUrl ?? new URL('/verify-email', passwordResetUrl).toString(),
+  );
+  const retryInitialDelayMs = positiveInteger('mail.retryInitialDelayMs', mail.retryInitialDelayMs ?? 5000);
   return {
     jwtKey: toKeyObject(options.jwtSecret),
     jwtIssuer: options.jwtIssuer ?? 'auth-service',
@@ -74,11 +98,21 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
       options.passwordResetTokenTtlSeconds ?? 1800,
     ),
     passwordResetUrl,
+    emailVerificationUrl,
+    emailVerificationTokenTtlSeconds: positiveInteger(
+      'emailVerificationTokenTtlSeconds',
+      options.emailVerificationTokenTtlSeconds ?? 24 * 3600,
+    ),
+    requireVerifiedEmail: options.requireVerifiedEmail ?? false,
     appName: options.appName ?? 'Auth Service',
     mail: {
-      from: options.mail?.from ?? 'no-reply@localhost',
-      smtpUrl: options.mail?.smtpUrl,
-      outputDir: options.mail?.outputDir ?? './data/mail',
+      from: mail.from ?? 'no-reply@localhost',
+      smtpUrl: mail.smtpUrl,
+      outputDir: mail.outputDir ?? './data/mail',
+      maxAttempts: positiveInteger('mail.maxAttempts', mail.maxAttempts ?? 10),
+      retryInitialDelayMs,
+      retryMaxDelayMs: positiveInteger('mail.retryMaxDelayMs', mail.retryMaxDelayMs ?? 300_000, retryInitialDelayMs),
+      pollIntervalMs: positiveInteger('mail.pollIntervalMs', mail.pollIntervalMs ?? 1000),
     },
     rateLimit: {
       perAddressPerMinute: positiveInteger('rateLimit.perAddressPerMinute', rateLimit.perAddressPerMinute ?? 60, 0),
@@ -88,6 +122,11 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
         rateLimit.signinFailureWindowSeconds ?? 900,
       ),
       redisUrl: rateLimit.redisUrl,
+      passwordResetMailsPerHour: positiveInteger(
+        'rateLimit.passwordResetMailsPerHour',
+        rateLimit.passwordResetMailsPerHour ?? 3,
+      ),
+      verificationMailsPerHour: positiveInteger('rateLimit.verificationMailsPerHour', rateLimit.verificationMailsPerHour ?? 3),
     },
     passwordHashing: hashing,
     userCacheTtlSeconds: positiveInteger('userCacheTtlSeconds', options.userCacheTtlSeconds ?? 5, 0),

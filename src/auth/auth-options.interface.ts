@@ -24,6 +24,13 @@ export interface RateLimitOptions {
   signinFailureWindowSeconds?: number;
   /** `redis://…` URL of a store shared by every instance. Unset: each process counts on its own. */
   redisUrl?: string;
+  /**
+   * Password reset mails per account within an hour; further requests answer as usual and send nothing.
+   * Counted in the database (the outbox), so every instance shares it. Default 3.
+   */
+  passwordResetMailsPerHour?: number;
+  /** Mails carrying a verification link (welcome and resends) per account within an hour. Default 3. */
+  verificationMailsPerHour?: number;
 }
 
 /** Where and how the module's emails go. */
@@ -37,6 +44,17 @@ export interface MailOptions {
   smtpUrl?: string;
   /** Folder for `.eml` files when no `smtpUrl` is given. Default `./data/mail`. */
   outputDir?: string;
+  /** Delivery attempts per message before it is marked `dead` and left in the outbox for inspection. Default 10. */
+  maxAttempts?: number;
+  /** Wait before the first retry, in milliseconds; it doubles with each failure. Default 5000. */
+  retryInitialDelayMs?: number;
+  /** Longest wait between two attempts, in milliseconds. Default 300000 (5 minutes). */
+  retryMaxDelayMs?: number;
+  /**
+   * How often the outbox worker looks for due messages, in milliseconds. A message written by this
+   * instance is picked up at once; polling finds retries and messages of other instances. Default 1000.
+   */
+  pollIntervalMs?: number;
 }
 
 /** Options of `AuthModule.forRoot` / `forRootAsync`. The module reads no environment variable itself. */
@@ -56,6 +74,15 @@ export interface AuthModuleOptions {
   passwordResetTokenTtlSeconds?: number;
   /** Page of the client app that takes `?token=…` and posts it to `/reset-password`. Never taken from a request. */
   passwordResetUrl: string;
+  /**
+   * Page of the client app that takes `?token=…` and posts it to `/verify-email`. Never taken from a
+   * request. Default: `/verify-email` on the origin of `passwordResetUrl`.
+   */
+  emailVerificationUrl?: string;
+  /** Email verification token lifetime in seconds. Default 86400 (24 hours). */
+  emailVerificationTokenTtlSeconds?: number;
+  /** Refuse sign-in (403 `Email not verified`) until the account's email is verified. Default false. */
+  requireVerifiedEmail?: boolean;
   /** Name used in email subjects and bodies. Default `Auth Service`. */
   appName?: string;
   mail?: MailOptions;

@@ -22,7 +22,15 @@ import { AuthThrottlerGuard } from './auth-throttler.guard';
 import { AuthErrors } from './auth.errors';
 import { AuthService } from './auth.service';
 import { CurrentUser, Public, RequestContext, RequestCtx } from './decorators';
-import { ChangePasswordDto, ForgotPasswordDto, ResetPasswordDto, SignInDto, SignUpDto } from './dto/requests.dto';
+import {
+  ChangePasswordDto,
+  ForgotPasswordDto,
+  ResendVerificationDto,
+  ResetPasswordDto,
+  SignInDto,
+  SignUpDto,
+  VerifyEmailDto,
+} from './dto/requests.dto';
 import { ProblemResponse, SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
 import { JwtAuthGuard } from './jwt-auth.guard';
 
@@ -43,7 +51,7 @@ export class AuthController {
   @Post('signup')
   @Public()
   @OnUnexpectedError(AuthErrors.SIGNUP_FAILED)
-  @ApiOperation({ summary: 'Create an account and sign in; sends a welcome email' })
+  @ApiOperation({ summary: 'Create an account and sign in; sends a welcome email with a verification link' })
   @ApiCreatedResponse({ type: TokenResponse })
   @ApiBadRequestResponse({ ...problem, description: 'Email already registered / Username already taken' })
   @ApiInternalServerErrorResponse(problem)
@@ -58,7 +66,10 @@ export class AuthController {
   @ApiOperation({ summary: 'Exchange email and password for an access token' })
   @ApiOkResponse({ type: TokenResponse })
   @ApiUnauthorizedResponse({ ...problem, description: 'Invalid email or password' })
-  @ApiForbiddenResponse({ ...problem, description: 'User account is inactive' })
+  @ApiForbiddenResponse({
+    ...problem,
+    description: 'User account is inactive / Email not verified (when verification is required)',
+  })
   @ApiInternalServerErrorResponse(problem)
   signIn(@Body() dto: SignInDto, @RequestCtx() ctx: RequestContext): Promise<TokenResponse> {
     return this.auth.signIn(dto, ctx);
@@ -79,7 +90,9 @@ export class AuthController {
   @Public()
   @HttpCode(HttpStatus.OK)
   @OnUnexpectedError(AuthErrors.RESET_PASSWORD_FAILED)
-  @ApiOperation({ summary: 'Set a new password with the token from the reset email; ends every access token' })
+  @ApiOperation({
+    summary: 'Set a new password with the token from the reset email; ends every access token and mails a notice',
+  })
   @ApiOkResponse({ type: SuccessResponse })
   @ApiBadRequestResponse({ ...problem, description: 'Invalid or expired token' })
   @ApiNotFoundResponse({ ...problem, description: 'User not found' })
@@ -88,12 +101,37 @@ export class AuthController {
     return this.auth.resetPassword(dto, ctx);
   }
 
+  @Post('verify-email')
+  @Public()
+  @HttpCode(HttpStatus.OK)
+  @OnUnexpectedError(AuthErrors.VERIFY_EMAIL_FAILED)
+  @ApiOperation({ summary: 'Confirm the email address with the token from the verification link' })
+  @ApiOkResponse({ type: SuccessResponse })
+  @ApiBadRequestResponse({ ...problem, description: 'Invalid or expired token' })
+  @ApiInternalServerErrorResponse(problem)
+  verifyEmail(@Body() dto: VerifyEmailDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
+    return this.auth.verifyEmail(dto, ctx);
+  }
+
+  @Post('resend-verification')
+  @Public()
+  @HttpCode(HttpStatus.OK)
+  @OnUnexpectedError(AuthErrors.RESEND_VERIFICATION_FAILED)
+  @ApiOperation({
+    summary: 'Email a new verification link; answers the same whether or not the email has an unverified account',
+  })
+  @ApiOkResponse({ type: SuccessResponse })
+  @ApiInternalServerErrorResponse(problem)
+  resendVerification(@Body() dto: ResendVerificationDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
+    return this.auth.resendVerification(dto, ctx);
+  }
+
   @Post('change-password')
   @UseGuards(JwtAuthGuard)
   @HttpCode(HttpStatus.OK)
   @OnUnexpectedError(AuthErrors.CHANGE_PASSWORD_FAILED)
   @ApiBearerAuth()
-  @ApiOperation({ summary: 'Change the password; ends every access token, including this one' })
+  @ApiOperation({ summary: 'Change the password; ends every access token, including this one, and mails a notice' })
   @ApiOkResponse({ type: SuccessResponse })
   @ApiBadRequestResponse({ ...problem, description: 'Incorrect current password' })
   @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })

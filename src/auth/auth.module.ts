@@ -2,8 +2,12 @@ import { Module } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { MAILER_OPTIONS, MailerOptions, MailerService } from '@nestjs-modules/mailer';
+import { TransactionRunner } from '../common/transaction-runner';
 import { EmlFileTransport } from '../mail/eml-file.transport';
+import { MailOutbox } from '../mail/mail-outbox.service';
 import { MailService } from '../mail/mail.service';
+import { OutboxMessage } from '../mail/outbox-message.entity';
+import { MAIL_SEND_TIMEOUT_MS, OutboxWorker } from '../mail/outbox.worker';
 import { User } from '../users/user.entity';
 import { UserChanges } from '../users/user-changes';
 import { UsersService } from '../users/users.service';
@@ -15,6 +19,8 @@ import { authThrottlerProviders, AuthThrottlerGuard } from './auth-throttler.gua
 import { AuthController } from './auth.controller';
 import { AUTH_MODULE_OPTIONS, AuthConfigurableModule } from './auth.module-definition';
 import { AuthService } from './auth.service';
+import { EmailVerificationToken } from './email-verification-token.entity';
+import { EmailVerificationTokensService } from './email-verification-tokens.service';
 import { JwtAuthGuard } from './jwt-auth.guard';
 import { JwtStrategy } from './jwt.strategy';
 import { PasswordHasher } from './password-hasher';
@@ -24,7 +30,7 @@ import { RedisConnection } from './redis-connection';
 import { SigninFailureLimiter } from './signin-failures';
 
 /** Every entity the module needs the host's DataSource to know (and its migrations to create). */
-export const AUTH_ENTITIES = [User, PasswordResetToken];
+export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, OutboxMessage];
 
 /**
  * Sign-up, sign-in, password recovery and change under `/api/v1/auth`, plus `JwtAuthGuard` and
@@ -53,13 +59,19 @@ export const AUTH_ENTITIES = [User, PasswordResetToken];
       provide: MAILER_OPTIONS,
       inject: [AUTH_CONFIG],
       useFactory: ({ mail }: AuthConfig): MailerOptions => ({
-        transport: mail.smtpUrl ?? new EmlFileTransport(mail.outputDir),
-        // A hung SMTP server must not hold a send (and its memory) forever.
-        sendTimeout: 30_000,
+        // A hung SMTP server must not hold a send (and its claim on the message) for nodemailer's default
+        // minutes: the socket gives up first, and the mailer's own timeout backs it up.
+        transport: mail.smtpUrl
+          ? { url: mail.smtpUrl, connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 20_000 }
+          : new EmlFileTransport(mail.outputDir),
+        sendTimeout: MAIL_SEND_TIMEOUT_MS,
       }),
     },
     MailerService,
+    TransactionRunner,
     MailService,
+    MailOutbox,
+    OutboxWorker,
     RedisConnection,
     ...authThrottlerProviders,
     AuthThrottlerGuard,
@@ -69,6 +81,7 @@ export const AUTH_ENTITIES = [User, PasswordResetToken];
     PasswordHasher,
     AccessTokenService,
     PasswordResetTokensService,
+    EmailVerificationTokensService,
     SigninFailureLimiter,
     JwtStrategy,
     JwtAuthGuard,

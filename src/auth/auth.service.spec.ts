@@ -1,12 +1,17 @@
 import { BadRequestException, ForbiddenException, Logger, NotFoundException, UnauthorizedException } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
 import { TooManyRequestsException } from '../common/exceptions';
-import { MailService } from '../mail/mail.service';
+import type { TransactionRunner } from '../common/transaction-runner';
+import type { MailOutbox } from '../mail/mail-outbox.service';
+import type { OutboxWorker } from '../mail/outbox.worker';
 import { User } from '../users/user.entity';
 import { UserAlreadyExistsError, UsersService } from '../users/users.service';
 import { AccessTokenService } from './access-token.service';
+import type { AuthConfig } from './auth-config';
 import { AuthService } from './auth.service';
 import type { RequestContext } from './decorators';
-import { ChangePasswordDto, ResetPasswordDto, SignInDto, SignUpDto } from './dto/requests.dto';
+import { ChangePasswordDto, ResetPasswordDto, SignInDto, SignUpDto, VerifyEmailDto } from './dto/requests.dto';
+import type { EmailVerificationTokensService } from './email-verification-tokens.service';
 import { PasswordHasher } from './password-hasher';
 import { PasswordResetTokensService } from './password-reset-tokens.service';
 import { SigninFailureLimiter } from './signin-failures';
@@ -24,6 +29,8 @@ function userStub(overrides: Partial<User> = {}): User {
     fullName: 'Ada Lovelace',
     hashedPassword: STORED_HASH,
     isActive: true,
+    isVerified: false,
+    verifiedAt: null,
     tokenVersion: 0,
     createdAt: new Date('2026-01-02T03:04:05.000Z'),
     updatedAt: new Date('2026-01-02T03:04:05.000Z'),
@@ -46,12 +53,17 @@ async function expectRejection(promise: Promise<unknown>, type: new (message: st
 }
 
 const ctx: RequestContext = { requestId: 'req-1', ip: '203.0.113.9' };
+const NOW = new Date('2026-03-04T05:06:07.000Z');
+/** Stands for the transaction every write of one flow must share. */
+const TX = { transaction: 'tx' } as unknown as EntityManager;
 
 function newMocks() {
   return {
     users: {
       findTakenField: jest.fn().mockResolvedValue(null),
       create: jest.fn(),
+      lockForUpdate: jest.fn().mockResolvedValue(undefined),
+      markVerified: jest.fn().mockResolvedValue(undefined),
       findByEmail: jest.fn().mockResolvedValue(null),
       findByEmailWithPassword: jest.fn().mockResolvedValue(null),
       findById: jest.fn().mockResolvedValue(null),
@@ -67,7 +79,10 @@ function newMocks() {
       issue: jest.fn().mockReturnValue({ token: 'signed.jwt.token', expiresInSeconds: 1800 }),
     },
     resetTokens: {
-      issue: jest.fn().mockResolvedValue('reset-token'),
+      peek: jest.fn().mockResolvedValue(null),
+      redeem: jest.fn().mockResolvedValue(null),
+    },
+    verificationTokens: {
       redeem: jest.fn().mockResolvedValue(null),
     },
     signinFailures: {
@@ -75,9 +90,18 @@ function newMocks() {
       recordFailure: jest.fn().mockResolvedValue(undefined),
       clear: jest.fn().mockResolvedValue(undefined),
     },
-    mail: {
-      sendWelcome: jest.fn(),
-      sendPasswordReset: jest.fn(),
+    transactions: {
+      run: jest.fn(async (work: (manager: EntityManager) => Promise<unknown>) => work(TX)),
+    },
+    outbox: {
+      enqueue: jest.fn().mockResolvedValue(undefined),
+      enqueueWithinCap: jest.fn().mockResolvedValue(true),
+    },
+    mailWorker: { wake: jest.fn() },
+    config: {
+      requireVerifiedEmail: false,
+      rateLimit: { passwordResetMailsPerHour: 3, verificationMailsPerHour: 4 },
+      clock: () => NOW,
     },
   };
 }
@@ -98,8 +122,12 @@ describe(AuthService.name, () => {
       mocks.hasher as unknown as PasswordHasher,
       mocks.accessTokens as unknown as AccessTokenService,
       mocks.resetTokens as unknown as PasswordResetTokensService,
+      mocks.verificationTokens as unknown as EmailVerificationTokensService,
       mocks.signinFailures as unknown as SigninFailureLimiter,
-      mocks.mail as unknown as MailService,
+      mocks.transactions as unknown as TransactionRunner,
+      mocks.outbox as unknown as MailOutbox,
+      mocks.mailWorker as unknown as OutboxWorker,
+      mocks.config as unknown as AuthConfig,
     );
   });
 
@@ -108,20 +136,22 @@ describe(AuthService.name, () => {
   });
 
   describe('signUp', () => {
-    it('stores the hash, sends a welcome mail and answers with a token', async () => {
+    it('stores the hash, queues a welcome mail in the same transaction and answers with a token', async () => {
       const user = userStub();
-      mocks.users.create.mockResolvedValue(user);
+      mocks.users.create.mockImplementation(async (_newUser, alongside: (m: EntityManager, u: User) => Promise<void>) => {
+        await alongside(TX, user);
+        return user;
+      });
 
       const response = await sut.signUp(signUpDto(), ctx);
 
       expect(mocks.hasher.hash).toHaveBeenCalledWith(PASSWORD);
-      expect(mocks.users.create).toHaveBeenCalledWith({
-        email: 'ada@example.com',
-        username: 'Ada',
-        fullName: null,
-        hashedPassword: NEW_HASH,
-      });
-      expect(mocks.mail.sendWelcome).toHaveBeenCalledWith(user);
+      expect(mocks.users.create).toHaveBeenCalledWith(
+        { email: 'ada@example.com', username: 'Ada', fullName: null, hashedPassword: NEW_HASH },
+        expect.any(Function),
+      );
+      expect(mocks.outbox.enqueue).toHaveBeenCalledWith(TX, 'welcome', user);
+      expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);
       expect(response).toEqual({
         access_token: 'signed.jwt.token',
         token_type: 'bearer',
@@ -132,6 +162,7 @@ describe(AuthService.name, () => {
           username: 'Ada',
           full_name: 'Ada Lovelace',
           is_active: true,
+          is_verified: false,
           created_at: '2026-01-02T03:04:05.000Z',
         },
       });
@@ -156,7 +187,7 @@ describe(AuthService.name, () => {
 
       await expect(promise).rejects.toBeInstanceOf(BadRequestException);
       await expect(promise).rejects.toHaveProperty('message', 'Username already taken');
-      expect(mocks.mail.sendWelcome).not.toHaveBeenCalled();
+      expect(mocks.mailWorker.wake).not.toHaveBeenCalled();
     });
 
     it('answers a lost sign-up race on the email with 400 "Email already registered"', async () => {
@@ -247,6 +278,38 @@ describe(AuthService.name, () => {
       expect(mocks.accessTokens.issue).not.toHaveBeenCalled();
     });
 
+    it('lets an unverified account sign in while verification is not required', async () => {
+      mocks.users.findByEmailWithPassword.mockResolvedValue(userStub({ isVerified: false }));
+      mocks.hasher.verify.mockResolvedValue('match');
+
+      await expect(sut.signIn(signInDto(), ctx)).resolves.toHaveProperty('access_token');
+    });
+
+    it('refuses an unverified account with 403 Email not verified when verification is required', async () => {
+      mocks.config.requireVerifiedEmail = true;
+      mocks.users.findByEmailWithPassword.mockResolvedValue(userStub({ isVerified: false }));
+      mocks.hasher.verify.mockResolvedValue('match');
+
+      await expectRejection(sut.signIn(signInDto(), ctx), ForbiddenException, 'Email not verified');
+      expect(mocks.accessTokens.issue).not.toHaveBeenCalled();
+      expect(logLines.join('\n')).toContain('event=signin_unverified user_id=7');
+    });
+
+    it('answers 401, not 403 Email not verified, for an unverified account with a wrong password', async () => {
+      mocks.config.requireVerifiedEmail = true;
+      mocks.users.findByEmailWithPassword.mockResolvedValue(userStub({ isVerified: false }));
+
+      await expect(sut.signIn(signInDto({ password: 'wrong password' }), ctx)).rejects.toThrow(UnauthorizedException);
+    });
+
+    it('signs a verified account in when verification is required', async () => {
+      mocks.config.requireVerifiedEmail = true;
+      mocks.users.findByEmailWithPassword.mockResolvedValue(userStub({ isVerified: true }));
+      mocks.hasher.verify.mockResolvedValue('match');
+
+      await expect(sut.signIn(signInDto(), ctx)).resolves.toHaveProperty('access_token');
+    });
+
     it('answers 401, not 403, for an inactive account with a wrong password', async () => {
       mocks.users.findByEmailWithPassword.mockResolvedValue(userStub({ isActive: false }));
 
@@ -267,60 +330,79 @@ describe(AuthService.name, () => {
   });
 
   describe('forgotPassword', () => {
-    it('sends a reset mail with a fresh token to a known user', async () => {
+    it('queues a reset mail for a known user within the cap, holding the account lock', async () => {
       const user = userStub();
       mocks.users.findByEmail.mockResolvedValue(user);
 
       const response = await sut.forgotPassword({ email: 'ada@example.com' }, ctx);
 
-      expect(mocks.resetTokens.issue).toHaveBeenCalledWith(7);
-      expect(mocks.mail.sendPasswordReset).toHaveBeenCalledWith(user, 'reset-token');
+      expect(mocks.users.lockForUpdate).toHaveBeenCalledWith(TX, 7);
+      expect(mocks.outbox.enqueueWithinCap).toHaveBeenCalledWith(TX, 'password-reset', user, 3);
+      expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);
       expect(response).toEqual({ message: 'If the email is registered, a password reset link has been sent' });
     });
 
-    it('answers an unknown email the same way, sending nothing', async () => {
+    it('answers an unknown email the same way, queueing nothing', async () => {
       const unknown = await sut.forgotPassword({ email: 'nobody@example.com' }, ctx);
       mocks.users.findByEmail.mockResolvedValue(userStub());
       const known = await sut.forgotPassword({ email: 'ada@example.com' }, ctx);
 
       expect(unknown).toEqual(known);
-      expect(mocks.mail.sendPasswordReset).toHaveBeenCalledTimes(1);
-      expect(mocks.resetTokens.issue).toHaveBeenCalledTimes(1);
+      expect(mocks.outbox.enqueueWithinCap).toHaveBeenCalledTimes(1);
     });
 
-    it('never logs the token', async () => {
+    it('answers the same when the account has had its share of reset mails, and logs the cap', async () => {
       mocks.users.findByEmail.mockResolvedValue(userStub());
+      const allowed = await sut.forgotPassword({ email: 'ada@example.com' }, ctx);
+      mocks.outbox.enqueueWithinCap.mockResolvedValue(false);
+      const capped = await sut.forgotPassword({ email: 'ada@example.com' }, ctx);
 
-      await sut.forgotPassword({ email: 'ada@example.com' }, ctx);
-
-      expect(logLines.join('\n')).not.toContain('reset-token');
+      expect(capped).toEqual(allowed);
+      expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);
+      expect(logLines.join('\n')).toContain('event=password_reset_mail_capped user_id=7');
     });
   });
 
   describe('resetPassword', () => {
     const dto = Object.assign(new ResetPasswordDto(), { token: 'reset-token', new_password: 'a new password' });
 
-    it('refuses a token that does not redeem', async () => {
+    it('refuses a token that is not redeemable before hashing anything', async () => {
+      await expectRejection(sut.resetPassword(dto, ctx), BadRequestException, 'Invalid or expired token');
+      expect(mocks.resetTokens.peek).toHaveBeenCalledWith('reset-token');
+      expect(mocks.hasher.hash).not.toHaveBeenCalled();
+      expect(mocks.transactions.run).not.toHaveBeenCalled();
+    });
+
+    it('refuses a token another request redeemed first, changing nothing', async () => {
+      mocks.resetTokens.peek.mockResolvedValue(7);
       mocks.resetTokens.redeem.mockResolvedValue(null);
 
       await expectRejection(sut.resetPassword(dto, ctx), BadRequestException, 'Invalid or expired token');
-      expect(mocks.resetTokens.redeem).toHaveBeenCalledWith('reset-token');
       expect(mocks.users.changePassword).not.toHaveBeenCalled();
+      expect(mocks.outbox.enqueue).not.toHaveBeenCalled();
     });
 
     it('answers 404 when the token user is gone', async () => {
+      mocks.resetTokens.peek.mockResolvedValue(7);
       mocks.resetTokens.redeem.mockResolvedValue(7);
 
       await expectRejection(sut.resetPassword(dto, ctx), NotFoundException, 'User not found');
     });
 
-    it('stores the new hash and ends the sign-in lockout', async () => {
+    it('in one transaction: redeems, stores the new hash, verifies the address and queues the notice', async () => {
+      const user = userStub();
+      mocks.resetTokens.peek.mockResolvedValue(7);
       mocks.resetTokens.redeem.mockResolvedValue(7);
-      mocks.users.findById.mockResolvedValue(userStub());
+      mocks.users.findById.mockResolvedValue(user);
 
       await expect(sut.resetPassword(dto, ctx)).resolves.toEqual({ message: 'Password reset successfully' });
+      expect(mocks.transactions.run).toHaveBeenCalledTimes(1);
       expect(mocks.hasher.hash).toHaveBeenCalledWith('a new password');
-      expect(mocks.users.changePassword).toHaveBeenCalledWith(7, NEW_HASH);
+      expect(mocks.resetTokens.redeem).toHaveBeenCalledWith(TX, 'reset-token');
+      expect(mocks.users.changePassword).toHaveBeenCalledWith(TX, 7, NEW_HASH);
+      expect(mocks.users.markVerified).toHaveBeenCalledWith(TX, 7, NOW);
+      expect(mocks.outbox.enqueue).toHaveBeenCalledWith(TX, 'password-changed', user);
+      expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);
       expect(mocks.signinFailures.clear).toHaveBeenCalledWith('ada@example.com');
     });
   });
@@ -346,7 +428,61 @@ describe(AuthService.name, () => {
 
       await expect(sut.changePassword(userStub(), dto, ctx)).resolves.toEqual({ message: 'Password changed successfully' });
       expect(mocks.hasher.verify).toHaveBeenCalledWith(STORED_HASH, PASSWORD);
-      expect(mocks.users.changePassword).toHaveBeenCalledWith(7, NEW_HASH);
+      expect(mocks.users.changePassword).toHaveBeenCalledWith(TX, 7, NEW_HASH);
+      expect(mocks.outbox.enqueue).toHaveBeenCalledWith(TX, 'password-changed', expect.objectContaining({ id: 7 }));
+      expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);
+    });
+  });
+
+  describe('verifyEmail', () => {
+    const dto = Object.assign(new VerifyEmailDto(), { token: 'verification-token' });
+
+    it('marks the token user verified in the transaction that redeems the token', async () => {
+      mocks.verificationTokens.redeem.mockResolvedValue(7);
+
+      await expect(sut.verifyEmail(dto, ctx)).resolves.toEqual({ message: 'Email verified successfully' });
+      expect(mocks.verificationTokens.redeem).toHaveBeenCalledWith(TX, 'verification-token');
+      expect(mocks.users.markVerified).toHaveBeenCalledWith(TX, 7, NOW);
+      expect(logLines.join('\n')).not.toContain('verification-token');
+    });
+
+    it('refuses a token that does not redeem with 400 Invalid or expired token', async () => {
+      await expectRejection(sut.verifyEmail(dto, ctx), BadRequestException, 'Invalid or expired token');
+      expect(mocks.users.markVerified).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('resendVerification', () => {
+    const message = { message: 'If the email is registered and not yet verified, a verification link has been sent' };
+
+    it('queues a verification mail for an unverified account within the cap', async () => {
+      const user = userStub();
+      mocks.users.findByEmail.mockResolvedValue(user);
+
+      await expect(sut.resendVerification({ email: 'ada@example.com' }, ctx)).resolves.toEqual(message);
+      expect(mocks.users.lockForUpdate).toHaveBeenCalledWith(TX, 7);
+      expect(mocks.outbox.enqueueWithinCap).toHaveBeenCalledWith(TX, 'email-verification', user, 4);
+      expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);
+    });
+
+    it.each([
+      ['an unknown email', null],
+      ['a verified account', userStub({ isVerified: true })],
+    ])('answers %s the same way, queueing nothing', async (_case, user) => {
+      mocks.users.findByEmail.mockResolvedValue(user);
+
+      await expect(sut.resendVerification({ email: 'ada@example.com' }, ctx)).resolves.toEqual(message);
+      expect(mocks.outbox.enqueueWithinCap).not.toHaveBeenCalled();
+      expect(mocks.mailWorker.wake).not.toHaveBeenCalled();
+    });
+
+    it('answers the same when the account has had its share, without waking the worker', async () => {
+      mocks.users.findByEmail.mockResolvedValue(userStub());
+      mocks.outbox.enqueueWithinCap.mockResolvedValue(false);
+
+      await expect(sut.resendVerification({ email: 'ada@example.com' }, ctx)).resolves.toEqual(message);
+      expect(mocks.mailWorker.wake).not.toHaveBeenCalled();
+      expect(logLines.join('\n')).toContain('event=verification_mail_capped user_id=7');
     });
   });
 });

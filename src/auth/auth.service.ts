@@ -1,18 +1,42 @@
-import { BadRequestException, ForbiddenException, Injectable, Logger, NotFoundException, UnauthorizedException } from '@nestjs/common';
+import {
+  BadRequestException,
+  ForbiddenException,
+  Inject,
+  Injectable,
+  Logger,
+  NotFoundException,
+  UnauthorizedException,
+} from '@nestjs/common';
 import { TooManyRequestsException } from '../common/exceptions';
-import { MailService } from '../mail/mail.service';
+import { TransactionRunner } from '../common/transaction-runner';
+import { CappedKind, MailOutbox } from '../mail/mail-outbox.service';
+import { OutboxWorker } from '../mail/outbox.worker';
 import { User } from '../users/user.entity';
 import { normalizeEmail, UserAlreadyExistsError, UsersService } from '../users/users.service';
 import { AccessTokenService } from './access-token.service';
+import { AUTH_CONFIG, AuthConfig } from './auth-config';
 import { AuthErrors, AuthMessages } from './auth.errors';
 import type { RequestContext } from './decorators';
-import { ChangePasswordDto, ForgotPasswordDto, ResetPasswordDto, SignInDto, SignUpDto } from './dto/requests.dto';
+import {
+  ChangePasswordDto,
+  ForgotPasswordDto,
+  ResendVerificationDto,
+  ResetPasswordDto,
+  SignInDto,
+  SignUpDto,
+  VerifyEmailDto,
+} from './dto/requests.dto';
 import { SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
+import { EmailVerificationTokensService } from './email-verification-tokens.service';
 import { PasswordHasher } from './password-hasher';
 import { PasswordResetTokensService } from './password-reset-tokens.service';
 import { SigninFailureLimiter } from './signin-failures';
 
-/** The seed's auth flows. Throws HTTP exceptions with the contract's messages; never logs a secret. */
+/**
+ * The seed's auth flows, plus email verification. Throws HTTP exceptions with the contract's messages;
+ * never logs a secret. Every mail is written to the outbox in the transaction of the change that causes
+ * it, and the worker is woken once that commits: no request waits for SMTP.
+ */
 @Injectable()
 export class AuthService {
   private readonly logger = new Logger('AuthEvents');
@@ -22,26 +46,31 @@ export class AuthService {
     private readonly hasher: PasswordHasher,
     private readonly accessTokens: AccessTokenService,
     private readonly resetTokens: PasswordResetTokensService,
+    private readonly verificationTokens: EmailVerificationTokensService,
     private readonly signinFailures: SigninFailureLimiter,
-    private readonly mail: MailService,
+    private readonly transactions: TransactionRunner,
+    private readonly outbox: MailOutbox,
+    private readonly mailWorker: OutboxWorker,
+    @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
   async signUp(dto: SignUpDto, ctx: RequestContext): Promise<TokenResponse> {
     const taken = await this.users.findTakenField(dto.email, dto.username);
     if (taken) throw this.alreadyExists(taken);
+    const newUser = {
+      email: dto.email,
+      username: dto.username,
+      fullName: dto.full_name ?? null,
+      hashedPassword: await this.hasher.hash(dto.password),
+    };
     let user: User;
     try {
-      user = await this.users.create({
-        email: dto.email,
-        username: dto.username,
-        fullName: dto.full_name ?? null,
-        hashedPassword: await this.hasher.hash(dto.password),
-      });
+      user = await this.users.create(newUser, (manager, created) => this.outbox.enqueue(manager, 'welcome', created));
     } catch (error) {
       if (error instanceof UserAlreadyExistsError) throw this.alreadyExists(error.field);
       throw error;
     }
-    this.mail.sendWelcome(user);
+    this.mailWorker.wake();
     this.audit('signed_up', user.id, ctx);
     return this.tokenResponse(user);
   }
@@ -64,6 +93,10 @@ export class AuthService {
       this.audit('signin_inactive', user.id, ctx);
       throw new ForbiddenException(AuthErrors.INACTIVE_USER);
     }
+    if (this.config.requireVerifiedEmail && !user.isVerified) {
+      this.audit('signin_unverified', user.id, ctx);
+      throw new ForbiddenException(AuthErrors.EMAIL_NOT_VERIFIED);
+    }
     if (check === 'match-needs-rehash') {
       await this.users.replacePasswordHash(user.id, await this.hasher.hash(dto.password));
     }
@@ -74,21 +107,32 @@ export class AuthService {
 
   async forgotPassword(dto: ForgotPasswordDto, ctx: RequestContext): Promise<SuccessResponse> {
     const user = await this.users.findByEmail(dto.email);
-    if (user) {
-      this.mail.sendPasswordReset(user, await this.resetTokens.issue(user.id));
+    if (!user) {
+      this.audit('password_reset_requested_unknown_email', null, ctx);
+    } else if (await this.mailWithinCap('password-reset', user, this.config.rateLimit.passwordResetMailsPerHour)) {
       this.audit('password_reset_requested', user.id, ctx);
     } else {
-      this.audit('password_reset_requested_unknown_email', null, ctx);
+      this.audit('password_reset_mail_capped', user.id, ctx);
     }
     return { message: AuthMessages.RESET_EMAIL_SENT };
   }
 
   async resetPassword(dto: ResetPasswordDto, ctx: RequestContext): Promise<SuccessResponse> {
-    const userId = await this.resetTokens.redeem(dto.token);
-    if (userId === null) throw new BadRequestException(AuthErrors.INVALID_RESET_TOKEN);
-    const user = await this.users.findById(userId);
-    if (!user) throw new NotFoundException(AuthErrors.USER_NOT_FOUND);
-    await this.users.changePassword(user.id, await this.hasher.hash(dto.new_password));
+    // A made-up token is turned away before the (deliberately slow) hash of the new password.
+    if ((await this.resetTokens.peek(dto.token)) === null) throw new BadRequestException(AuthErrors.INVALID_RESET_TOKEN);
+    const hashedPassword = await this.hasher.hash(dto.new_password);
+    const user = await this.transactions.run(async (manager) => {
+      const userId = await this.resetTokens.redeem(manager, dto.token);
+      if (userId === null) throw new BadRequestException(AuthErrors.INVALID_RESET_TOKEN);
+      const found = await this.users.findById(userId, manager);
+      if (!found) throw new NotFoundException(AuthErrors.USER_NOT_FOUND);
+      await this.users.changePassword(manager, found.id, hashedPassword);
+      // The link came to this address: following it proves the address as well as a verification would.
+      await this.users.markVerified(manager, found.id, this.config.clock());
+      await this.outbox.enqueue(manager, 'password-changed', found);
+      return found;
+    });
+    this.mailWorker.wake();
     // The owner just proved control of the mailbox: a lockout built up by someone guessing ends here.
     await this.signinFailures.clear(user.email);
     this.audit('password_reset', user.id, ctx);
@@ -102,9 +146,50 @@ export class AuthService {
       this.audit('password_change_failed', user.id, ctx);
       throw new BadRequestException(AuthErrors.INCORRECT_CURRENT_PASSWORD);
     }
-    await this.users.changePassword(user.id, await this.hasher.hash(dto.new_password));
+    const hashedPassword = await this.hasher.hash(dto.new_password);
+    await this.transactions.run(async (manager) => {
+      await this.users.changePassword(manager, user.id, hashedPassword);
+      await this.outbox.enqueue(manager, 'password-changed', user);
+    });
+    this.mailWorker.wake();
     this.audit('password_changed', user.id, ctx);
     return { message: AuthMessages.PASSWORD_CHANGED };
+  }
+
+  async verifyEmail(dto: VerifyEmailDto, ctx: RequestContext): Promise<SuccessResponse> {
+    const userId = await this.transactions.run(async (manager) => {
+      const redeemed = await this.verificationTokens.redeem(manager, dto.token);
+      if (redeemed !== null) await this.users.markVerified(manager, redeemed, this.config.clock());
+      return redeemed;
+    });
+    if (userId === null) throw new BadRequestException(AuthErrors.INVALID_VERIFICATION_TOKEN);
+    this.audit('email_verified', userId, ctx);
+    return { message: AuthMessages.EMAIL_VERIFIED };
+  }
+
+  /** Blind like forgot-password: the same answer for unknown, verified and capped addresses. */
+  async resendVerification(dto: ResendVerificationDto, ctx: RequestContext): Promise<SuccessResponse> {
+    const user = await this.users.findByEmail(dto.email);
+    if (!user) {
+      this.audit('verification_requested_unknown_email', null, ctx);
+    } else if (user.isVerified) {
+      this.audit('verification_requested_already_verified', user.id, ctx);
+    } else if (await this.mailWithinCap('email-verification', user, this.config.rateLimit.verificationMailsPerHour)) {
+      this.audit('verification_requested', user.id, ctx);
+    } else {
+      this.audit('verification_mail_capped', user.id, ctx);
+    }
+    return { message: AuthMessages.VERIFICATION_EMAIL_SENT };
+  }
+
+  /** Queues a mail a stranger can ask for, unless the account had its hourly share; true when queued. */
+  private async mailWithinCap(kind: CappedKind, user: User, perHour: number): Promise<boolean> {
+    const queued = await this.transactions.run(async (manager) => {
+      await this.users.lockForUpdate(manager, user.id);
+      return this.outbox.enqueueWithinCap(manager, kind, user, perHour);
+    });
+    if (queued) this.mailWorker.wake();
+    return queued;
   }
 
   private tokenResponse(user: User): TokenResponse {

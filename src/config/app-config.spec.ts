@@ -31,11 +31,17 @@ describe(loadAppConfig.name, () => {
         accessTokenExpireMinutes: 30,
         passwordResetTokenExpireMinutes: 30,
         passwordResetUrl: 'http://localhost:3000/reset-password',
+        emailVerificationUrl: 'http://localhost:3000/verify-email',
+        emailVerificationTokenExpireHours: 24,
+        requireVerifiedEmail: false,
         smtpUrl: undefined,
         mailFrom: 'no-reply@localhost',
+        mailMaxAttempts: 10,
         rateLimitPerMinute: 60,
         signinMaxFailures: 10,
         signinFailureWindowMinutes: 15,
+        passwordResetMailsPerHour: 3,
+        verificationMailsPerHour: 3,
         trustProxy: false,
       });
     });
@@ -69,6 +75,12 @@ describe(loadAppConfig.name, () => {
           RATE_LIMIT_PER_MINUTE: '0',
           SIGNIN_MAX_FAILURES: '3',
           SIGNIN_FAILURE_WINDOW_MINUTES: '60',
+          EMAIL_VERIFICATION_URL: 'https://app.example.com/verify',
+          EMAIL_VERIFICATION_TOKEN_EXPIRE_HOURS: '48',
+          REQUIRE_VERIFIED_EMAIL: 'true',
+          MAIL_MAX_ATTEMPTS: '4',
+          PASSWORD_RESET_MAILS_PER_HOUR: '2',
+          VERIFICATION_MAILS_PER_HOUR: '5',
         }),
       );
 
@@ -86,6 +98,12 @@ describe(loadAppConfig.name, () => {
         rateLimitPerMinute: 0,
         signinMaxFailures: 3,
         signinFailureWindowMinutes: 60,
+        emailVerificationUrl: 'https://app.example.com/verify',
+        emailVerificationTokenExpireHours: 48,
+        requireVerifiedEmail: true,
+        mailMaxAttempts: 4,
+        passwordResetMailsPerHour: 2,
+        verificationMailsPerHour: 5,
       });
     });
   });
@@ -115,6 +133,16 @@ describe(loadAppConfig.name, () => {
       ['HTTP_ADAPTER', 'koa'],
       ['HTTP_ADAPTER', 'Express'],
       ['JWT_SECRET', 'short'],
+      ['EMAIL_VERIFICATION_URL', 'verify-email'],
+      ['EMAIL_VERIFICATION_URL', 'javascript:alert(1)'],
+      ['EMAIL_VERIFICATION_TOKEN_EXPIRE_HOURS', '0'],
+      ['EMAIL_VERIFICATION_TOKEN_EXPIRE_HOURS', '169'],
+      ['REQUIRE_VERIFIED_EMAIL', 'yes'],
+      ['REQUIRE_VERIFIED_EMAIL', 'TRUE'],
+      ['MAIL_MAX_ATTEMPTS', '0'],
+      ['MAIL_MAX_ATTEMPTS', '101'],
+      ['PASSWORD_RESET_MAILS_PER_HOUR', '0'],
+      ['VERIFICATION_MAILS_PER_HOUR', 'many'],
     ])('%s=%p throws a ConfigError naming the variable', (name, value) => {
       const error = configErrorOf({ [name]: value });
 

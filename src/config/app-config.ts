@@ -18,8 +18,12 @@ export interface AppConfig {
   accessTokenExpireMinutes: number;
   passwordResetTokenExpireMinutes: number;
   passwordResetUrl: string;
+  emailVerificationUrl: string;
+  emailVerificationTokenExpireHours: number;
+  requireVerifiedEmail: boolean;
   smtpUrl?: string;
   mailFrom: string;
+  mailMaxAttempts: number;
   appName: string;
   rateLimitPerMinute: number;
   signinMaxFailures: number;
@@ -29,6 +33,8 @@ export interface AppConfig {
   passwordHashQueue: number;
   /** Browser origins allowed to call the API (CORS); empty: no cross-origin access. */
   corsOrigins: string[];
+  passwordResetMailsPerHour: number;
+  verificationMailsPerHour: number;
   /** Express/Fastify `trust proxy`: false, a hop count, or a list of addresses and CIDRs. */
   trustProxy: false | number | string[];
 }
@@ -51,6 +57,13 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   }
   return value;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (raw !== 'true' && raw !== 'false') throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+  return raw === 'true';
 }
 
 function url(env: Env, name: string, fallback: string | undefined, protocols: string[]): string | undefined {
@@ -145,8 +158,12 @@ export function loadAppConfig(env: Env): AppConfig {
     accessTokenExpireMinutes: integer(env, 'ACCESS_TOKEN_EXPIRE_MINUTES', 30, 1, 24 * 60),
     passwordResetTokenExpireMinutes: integer(env, 'PASSWORD_RESET_TOKEN_EXPIRE_MINUTES', 30, 1, 24 * 60),
     passwordResetUrl: url(env, 'PASSWORD_RESET_URL', 'http://localhost:3000/reset-password', ['http:', 'https:'])!,
+    emailVerificationUrl: url(env, 'EMAIL_VERIFICATION_URL', 'http://localhost:3000/verify-email', ['http:', 'https:'])!,
+    emailVerificationTokenExpireHours: integer(env, 'EMAIL_VERIFICATION_TOKEN_EXPIRE_HOURS', 24, 1, 7 * 24),
+    requireVerifiedEmail: boolean(env, 'REQUIRE_VERIFIED_EMAIL', false),
     smtpUrl: url(env, 'SMTP_URL', undefined, ['smtp:', 'smtps:']),
     mailFrom: read(env, 'MAIL_FROM') ?? 'no-reply@localhost',
+    mailMaxAttempts: integer(env, 'MAIL_MAX_ATTEMPTS', 10, 1, 100),
     appName: read(env, 'APP_NAME') ?? 'Auth Service',
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 60, 0, 1_000_000),
     signinMaxFailures: integer(env, 'SIGNIN_MAX_FAILURES', 10, 1, 100),
@@ -154,6 +171,8 @@ export function loadAppConfig(env: Env): AppConfig {
     userCacheTtlSeconds: integer(env, 'USER_CACHE_TTL_SECONDS', 5, 0, 300),
     passwordHashConcurrency: integer(env, 'PASSWORD_HASH_CONCURRENCY', availableParallelism(), 1, 256),
     passwordHashQueue: integer(env, 'PASSWORD_HASH_QUEUE', 64, 0, 100_000),
+    passwordResetMailsPerHour: integer(env, 'PASSWORD_RESET_MAILS_PER_HOUR', 3, 1, 100),
+    verificationMailsPerHour: integer(env, 'VERIFICATION_MAILS_PER_HOUR', 3, 1, 100),
     trustProxy: trustProxy(env),
     corsOrigins: corsOrigins(env),
   };

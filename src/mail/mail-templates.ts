@@ -5,51 +5,88 @@ export interface MailContent {
   html: string;
 }
 
+/** A link the reader follows, and how long it works. */
+export interface MailedLink {
+  url: string;
+  validForSeconds: number;
+}
+
 function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function layout(appName: string, paragraphs: string[]): string {
-  const body = paragraphs.map((p) => `<p>${p}</p>`).join('\n    ');
-  return `<!doctype html>
+/** "24 hours", "30 minutes": whole hours when the lifetime is a multiple of them. */
+export function describeLifetime(seconds: number): string {
+  if (seconds >= 3600 && seconds % 3600 === 0) {
+    const hours = seconds / 3600;
+    return hours === 1 ? '1 hour' : `${hours} hours`;
+  }
+  const minutes = Math.max(1, Math.round(seconds / 60));
+  return minutes === 1 ? '1 minute' : `${minutes} minutes`;
+}
+
+/** Paragraphs are plain text; `link` is the one element that becomes an anchor in the HTML part. */
+function render(appName: string, subject: string, paragraphs: (string | { link: string; label: string })[]): MailContent {
+  const text = paragraphs.map((p) => (typeof p === 'string' ? p : p.link)).join('\n\n');
+  const html = paragraphs
+    .map((p) => (typeof p === 'string' ? escapeHtml(p) : `<a href="${escapeHtml(p.link)}">${escapeHtml(p.label)}</a>`))
+    .map((p) => `<p>${p}</p>`)
+    .join('\n    ');
+  return {
+    subject,
+    text: `${text}\n\n-- ${appName}\n`,
+    html: `<!doctype html>
 <html>
   <body style="font-family: sans-serif; line-height: 1.5">
-    ${body}
+    ${html}
     <p>-- ${escapeHtml(appName)}</p>
   </body>
 </html>
-`;
-}
-
-export function welcomeMail(appName: string, username: string): MailContent {
-  return {
-    subject: `Welcome to ${appName}`,
-    text: `Hello ${username},\n\nYour ${appName} account is ready. You can sign in with your email address and password.\n\n-- ${appName}\n`,
-    html: layout(appName, [
-      `Hello ${escapeHtml(username)},`,
-      `Your ${escapeHtml(appName)} account is ready. You can sign in with your email address and password.`,
-    ]),
+`,
   };
 }
 
-export function passwordResetMail(
-  appName: string,
-  username: string,
-  resetLink: string,
-  validMinutes: number,
-): MailContent {
-  const ignore = 'If you did not ask for this, ignore this email: your password stays as it is.';
-  return {
-    subject: `Reset your ${appName} password`,
-    text:
-      `Hello ${username},\n\nSomeone asked to reset the password of your ${appName} account. ` +
-      `Open this link within ${validMinutes} minutes to choose a new one:\n\n${resetLink}\n\n${ignore}\n\n-- ${appName}\n`,
-    html: layout(appName, [
-      `Hello ${escapeHtml(username)},`,
-      `Someone asked to reset the password of your ${escapeHtml(appName)} account. ` +
-        `Open this link within ${validMinutes} minutes to choose a new one:`,
-      `<a href="${escapeHtml(resetLink)}">Reset your password</a>`,
-      ignore,
-    ]),
-  };
+export function welcomeMail(appName: string, username: string, verification: MailedLink): MailContent {
+  return render(appName, `Welcome to ${appName}`, [
+    `Hello ${username},`,
+    `Your ${appName} account is ready. You can sign in with your email address and password.`,
+    `Please confirm that this address is yours by opening this link within ${describeLifetime(verification.validForSeconds)}:`,
+    { link: verification.url, label: 'Verify your email address' },
+    `If you did not create this account, ignore this email.`,
+  ]);
+}
+
+export function emailVerificationMail(appName: string, username: string, verification: MailedLink): MailContent {
+  return render(appName, `Verify your email address for ${appName}`, [
+    `Hello ${username},`,
+    `Open this link within ${describeLifetime(verification.validForSeconds)} to confirm that this address belongs to your ${appName} account:`,
+    { link: verification.url, label: 'Verify your email address' },
+    `If you did not ask for this, ignore this email.`,
+  ]);
+}
+
+export function passwordResetMail(appName: string, username: string, reset: MailedLink): MailContent {
+  return render(appName, `Reset your ${appName} password`, [
+    `Hello ${username},`,
+    `Someone asked to reset the password of your ${appName} account. ` +
+      `Open this link within ${describeLifetime(reset.validForSeconds)} to choose a new one:`,
+    { link: reset.url, label: 'Reset your password' },
+    'If you did not ask for this, ignore this email: your password stays as it is.',
+  ]);
+}
+
+/**
+ * The notice after a password change or reset. It carries no link at all: a mail that anyone can
+ * trigger by changing a password must not hand out a way in, and a phishing copy of it is easier to
+ * spot when the real one never asks the reader to click.
+ */
+export function passwordChangedMail(appName: string, username: string, changedAt: Date): MailContent {
+  const when = `${changedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  return render(appName, `Your ${appName} password was changed`, [
+    `Hello ${username},`,
+    `The password of your ${appName} account was changed on ${when}, and every session signed in before that was ended.`,
+    `If you did this, there is nothing else to do. If you did not, someone else knows your password or ` +
+      `can read your email: choose a new password with "Forgot password" on the ${appName} sign-in page, ` +
+      `and secure this mailbox.`,
+  ]);
 }

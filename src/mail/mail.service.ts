@@ -1,58 +1,61 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
-import { MailerService } from '@nestjs-modules/mailer';
+import { Inject, Injectable } from '@nestjs/common';
 import { AUTH_CONFIG, AuthConfig } from '../auth/auth-config';
-import { MailContent, passwordResetMail, welcomeMail } from './mail-templates';
-
-interface Recipient {
-  id: number;
-  email: string;
-  username: string;
-}
+import { EmailVerificationTokensService } from '../auth/email-verification-tokens.service';
+import { PasswordResetTokensService } from '../auth/password-reset-tokens.service';
+import { UsersService } from '../users/users.service';
+import { emailVerificationMail, MailContent, MailedLink, passwordChangedMail, passwordResetMail, welcomeMail } from './mail-templates';
+import type { OutboxMessage } from './outbox-message.entity';
 
 /**
- * What the auth flows send. Sending happens in the background: the request that causes a message never
- * waits for SMTP, so a slow or broken mail server neither slows nor fails it, and response time does not
- * reveal whether a message was sent at all (forgot-password must not reveal which emails have accounts).
- * A failure is logged with the user id; delivery is not retried yet.
+ * The content side of mail: what an outbox message says, rendered when it is about to be sent. A message
+ * that needs a link mints its token here, for this attempt: the outbox itself never holds a usable
+ * token, a newer token voids the one of a failed attempt, and the link's lifetime starts when it leaves.
+ * Every link comes from configuration, never from a request.
  */
 @Injectable()
 export class MailService {
-  private readonly logger = new Logger(MailService.name);
-  private readonly inFlight = new Set<Promise<void>>();
-
   constructor(
-    private readonly mailer: MailerService,
+    private readonly users: UsersService,
+    private readonly resetTokens: PasswordResetTokensService,
+    private readonly verificationTokens: EmailVerificationTokensService,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
-  sendWelcome(user: Recipient): void {
-    this.sendInBackground('welcome', user, welcomeMail(this.config.appName, user.username));
+  async compose(message: OutboxMessage): Promise<MailContent> {
+    const user = await this.users.findById(message.userId);
+    if (!user) throw new Error('the account no longer exists');
+    const { appName } = this.config;
+    switch (message.kind) {
+      case 'welcome':
+        return welcomeMail(appName, user.username, await this.verificationLink(user.id));
+      case 'email-verification':
+        return emailVerificationMail(appName, user.username, await this.verificationLink(user.id));
+      case 'password-reset':
+        return passwordResetMail(appName, user.username, await this.resetLink(user.id));
+      case 'password-changed':
+        return passwordChangedMail(appName, user.username, message.createdAt);
+      default:
+        throw new Error(`unknown message kind ${String(message.kind)}`);
+    }
   }
 
-  sendPasswordReset(user: Recipient, token: string): void {
-    const link = new URL(this.config.passwordResetUrl);
-    link.searchParams.set('token', token);
-    const validMinutes = Math.round(this.config.passwordResetTokenTtlSeconds / 60);
-    this.sendInBackground(
-      'password-reset',
-      user,
-      passwordResetMail(this.config.appName, user.username, link.toString(), validMinutes),
-    );
+  private async verificationLink(userId: number): Promise<MailedLink> {
+    return {
+      url: withToken(this.config.emailVerificationUrl, await this.verificationTokens.issue(userId)),
+      validForSeconds: this.config.emailVerificationTokenTtlSeconds,
+    };
   }
 
-  /** Resolves once every message started so far has been handed over or has failed (tests, shutdown). */
-  async drain(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+  private async resetLink(userId: number): Promise<MailedLink> {
+    return {
+      url: withToken(this.config.passwordResetUrl, await this.resetTokens.issue(userId)),
+      validForSeconds: this.config.passwordResetTokenTtlSeconds,
+    };
   }
+}
 
-  private sendInBackground(kind: string, user: Recipient, content: MailContent): void {
-    const sending = this.mailer
-      .sendMail({ to: user.email, from: this.config.mail.from, ...content })
-      .then(
-        () => this.logger.log(`mail sent kind=${kind} user_id=${user.id}`),
-        (error: Error) => this.logger.error(`mail failed kind=${kind} user_id=${user.id}: ${error.message}`),
-      )
-      .finally(() => this.inFlight.delete(sending));
-    this.inFlight.add(sending);
-  }
+function withToken(page: URL, token: string): string {
+  const link = new URL(page);
+  link.searchParams.set('token', token);
+  return link.toString();
 }

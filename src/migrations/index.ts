@@ -1,4 +1,5 @@
 import { CreateAuthTables1764080000000 } from './1764080000000-create-auth-tables';
+import { MailOutboxAndEmailVerification1764090000000 } from './1764090000000-mail-outbox-and-email-verification';
 
 /** The module's migrations, in order. A host app adds them to its DataSource's `migrations`. */
-export const AUTH_MIGRATIONS = [CreateAuthTables1764080000000];
+export const AUTH_MIGRATIONS = [CreateAuthTables1764080000000, MailOutboxAndEmailVerification1764090000000];

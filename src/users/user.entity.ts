@@ -28,6 +28,13 @@ export class User {
   @Column({ name: 'is_active', type: 'boolean', default: true })
   isActive: boolean;
 
+  /** Set once the owner followed a link mailed to `email` (verification or password reset). */
+  @Column({ name: 'is_verified', type: 'boolean', default: false })
+  isVerified: boolean;
+
+  @Column({ name: 'verified_at', type: Date, nullable: true })
+  verifiedAt: Date | null;
+
   /**
    * Written into every access token and bumped by a password change or reset: tokens carrying an older
    * value stop working at once, without relying on `iat`, which only has one-second granularity.

@@ -1,4 +1,5 @@
-import { QueryFailedError, Repository } from 'typeorm';
+import { EntityManager, QueryFailedError, Repository } from 'typeorm';
+import type { TransactionRunner } from '../common/transaction-runner';
 import { UserChanges } from './user-changes';
 import { User } from './user.entity';
 import { canonicalUsername, NewUser, normalizeEmail, UserAlreadyExistsError, UsersService } from './users.service';
@@ -74,21 +75,30 @@ describe(canonicalUsername.name, () => {
 
 describe(UsersService.name, () => {
   let repository: ReturnType<typeof repositoryMock>;
+  let manager: EntityManager;
+  let transactions: { run: jest.Mock; afterCommit: jest.Mock; isPostgres: boolean };
   let sut: UsersService;
   let changed: number[];
 
   beforeEach(() => {
     repository = repositoryMock();
+    manager = { getRepository: () => repository, createQueryBuilder: repository.createQueryBuilder } as unknown as EntityManager;
+    transactions = {
+      run: jest.fn((work: (m: EntityManager) => Promise<unknown>) => work(manager)),
+      afterCommit: jest.fn((_m: EntityManager, callback: () => void) => callback()),
+      isPostgres: false,
+    };
     const changes = new UserChanges();
     changed = [];
     changes.subscribe((id) => changed.push(id));
-    sut = new UsersService(repository as unknown as Repository<User>, changes);
+    sut = new UsersService(repository as unknown as Repository<User>, transactions as unknown as TransactionRunner, changes);
   });
 
   describe('change notices', () => {
     it('tells subscribers when a password changes, so cached copies of the user are dropped', async () => {
-      await sut.changePassword(7, 'hash');
+      await sut.changePassword(manager, 7, 'hash');
       expect(changed).toEqual([7]);
+      expect(transactions.afterCommit).toHaveBeenCalledWith(manager, expect.any(Function));
     });
 
     it('tells subscribers when the account is activated or deactivated', async () => {
@@ -124,12 +134,16 @@ describe(UsersService.name, () => {
   });
 
   describe('create', () => {
-    it('stores the normalised email and the canonical username', async () => {
+    const alongside = jest.fn().mockResolvedValue(undefined);
+
+    it('stores the normalised email and the canonical username, and runs `alongside` in the same transaction', async () => {
       const stored = Object.assign(new User(), { id: 3 });
       repository.insert.mockResolvedValue({ identifiers: [{ id: 3 }] });
       repository.findOneBy.mockResolvedValue(stored);
 
-      await expect(sut.create(newUser({ username: 'ＡＤＡ' }))).resolves.toBe(stored);
+      await expect(sut.create(newUser({ username: 'ＡＤＡ' }), alongside)).resolves.toBe(stored);
+      expect(transactions.run).toHaveBeenCalledTimes(1);
+      expect(alongside).toHaveBeenCalledWith(manager, stored);
       expect(repository.insert).toHaveBeenCalledWith({
         email: 'ada@example.com',
         username: 'ＡＤＡ',
@@ -144,7 +158,7 @@ describe(UsersService.name, () => {
       repository.insert.mockRejectedValue(uniqueViolation(code));
       repository.existsBy.mockImplementation(async (where: object) => 'usernameCanonical' in where);
 
-      const promise = sut.create(newUser());
+      const promise = sut.create(newUser(), alongside);
 
       await expect(promise).rejects.toBeInstanceOf(UserAlreadyExistsError);
       await expect(promise).rejects.toHaveProperty('field', 'username');
@@ -153,7 +167,7 @@ describe(UsersService.name, () => {
     it('blames the email when the winner of the race is no longer found', async () => {
       repository.insert.mockRejectedValue(uniqueViolation('23505'));
 
-      await expect(sut.create(newUser())).rejects.toHaveProperty('field', 'email');
+      await expect(sut.create(newUser(), alongside)).rejects.toHaveProperty('field', 'email');
     });
 
     it.each([
@@ -162,7 +176,15 @@ describe(UsersService.name, () => {
     ])('lets %s through', async (_case, failure) => {
       repository.insert.mockRejectedValue(failure);
 
-      await expect(sut.create(newUser())).rejects.toBe(failure);
+      await expect(sut.create(newUser(), alongside)).rejects.toBe(failure);
+    });
+
+    it('lets a failure of `alongside` undo the sign-up', async () => {
+      const failure = new Error('outbox unavailable');
+      repository.insert.mockResolvedValue({ identifiers: [{ id: 3 }] });
+      repository.findOneBy.mockResolvedValue(Object.assign(new User(), { id: 3 }));
+
+      await expect(sut.create(newUser(), jest.fn().mockRejectedValue(failure))).rejects.toBe(failure);
     });
   });
 
@@ -170,6 +192,7 @@ describe(UsersService.name, () => {
     it('updates only the hash, keeping the token version', async () => {
       await sut.replacePasswordHash(3, '$argon2id$new');
 
+      expect(transactions.run).toHaveBeenCalledTimes(1);
       expect(repository.update).toHaveBeenCalledWith({ id: 3 }, { hashedPassword: '$argon2id$new' });
     });
   });

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { QueryFailedError, Repository } from 'typeorm';
+import { EntityManager, IsNull, QueryFailedError, Repository } from 'typeorm';
+import { TransactionRunner } from '../common/transaction-runner';
 import { UserChanges } from './user-changes';
 import { User } from './user.entity';
 
@@ -38,16 +39,21 @@ function isUniqueViolation(error: unknown): boolean {
   return driverError?.code === '23505' || driverError?.code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
-/** The only code that touches the users table. */
+/**
+ * The only code that touches the users table. Writes take the caller's transaction (an `EntityManager`
+ * from `TransactionRunner.run`) when they belong with other changes, or open their own.
+ */
 @Injectable()
 export class UsersService {
   constructor(
     @InjectRepository(User) private readonly users: Repository<User>,
+    private readonly transactions: TransactionRunner,
     private readonly changes: UserChanges,
   ) {}
 
-  findById(id: number): Promise<User | null> {
-    return this.users.findOneBy({ id });
+  /** Reads through `manager` when given, so a transaction sees its own writes. */
+  findById(id: number, manager?: EntityManager): Promise<User | null> {
+    return (manager?.getRepository(User) ?? this.users).findOneBy({ id });
   }
 
   findByEmail(email: string): Promise<User | null> {
@@ -79,45 +85,72 @@ export class UsersService {
   }
 
   /**
-   * Inserts the user. The unique indexes are the real guard: when two sign-ups race past the pre-check,
-   * the loser's violation becomes the same `UserAlreadyExistsError` the pre-check would have raised.
+   * Inserts the user and runs `alongside` (its welcome mail) in the same transaction: both happen or
+   * neither does. The unique indexes are the real guard: when two sign-ups race past the pre-check, the
+   * loser's violation becomes the same `UserAlreadyExistsError` the pre-check would have raised.
    */
-  async create(newUser: NewUser): Promise<User> {
+  async create(newUser: NewUser, alongside: (manager: EntityManager, user: User) => Promise<void>): Promise<User> {
     try {
-      const result = await this.users.insert({
-        email: normalizeEmail(newUser.email),
-        username: newUser.username,
-        usernameCanonical: canonicalUsername(newUser.username),
-        fullName: newUser.fullName,
-        hashedPassword: newUser.hashedPassword,
+      return await this.transactions.run(async (manager) => {
+        const result = await manager.getRepository(User).insert({
+          email: normalizeEmail(newUser.email),
+          username: newUser.username,
+          usernameCanonical: canonicalUsername(newUser.username),
+          fullName: newUser.fullName,
+          hashedPassword: newUser.hashedPassword,
+        });
+        const user = (await this.findById(result.identifiers[0].id as number, manager))!;
+        await alongside(manager, user);
+        return user;
       });
-      const id = result.identifiers[0].id as number;
-      return (await this.findById(id))!;
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
+      // Asked after the rollback: a failed PostgreSQL transaction answers no more queries.
       throw new UserAlreadyExistsError((await this.findTakenField(newUser.email, newUser.username)) ?? 'email');
     }
   }
 
+  /**
+   * Locks the user's row until the caller's transaction ends, so requests for one account that count
+   * and then write (the mail caps) take turns. SQLite needs no lock: its transactions already run one
+   * at a time.
+   */
+  async lockForUpdate(manager: EntityManager, id: number): Promise<void> {
+    if (!this.transactions.isPostgres) return;
+    await manager
+      .getRepository(User)
+      .createQueryBuilder('user')
+      .select('user.id')
+      .setLock('pessimistic_write')
+      .where('user.id = :id', { id })
+      .getRawOne();
+  }
+
   /** Stores a new password hash and ends every access token issued before it. */
-  async changePassword(id: number, hashedPassword: string): Promise<void> {
-    await this.users
+  async changePassword(manager: EntityManager, id: number, hashedPassword: string): Promise<void> {
+    await manager
       .createQueryBuilder()
       .update(User)
       .set({ hashedPassword, tokenVersion: () => 'token_version + 1' })
       .where('id = :id', { id })
       .execute();
-    this.changes.notify(id);
+    // Announced after the commit: a cache refilled before it would keep the old token version alive.
+    this.transactions.afterCommit(manager, () => this.changes.notify(id));
   }
 
   /** Activates or deactivates the account; a deactivated user gets 403 on sign-in and every guarded route. */
   async setActive(id: number, isActive: boolean): Promise<void> {
-    await this.users.update({ id }, { isActive });
+    await this.transactions.run((manager) => manager.getRepository(User).update({ id }, { isActive }));
     this.changes.notify(id);
+  }
+
+  /** Records that the owner proved control of the address; the first proof's time is kept. */
+  async markVerified(manager: EntityManager, id: number, at: Date): Promise<void> {
+    await manager.getRepository(User).update({ id, verifiedAt: IsNull() }, { isVerified: true, verifiedAt: at });
   }
 
   /** Replaces the hash of an unchanged password (new cost parameters); existing tokens stay valid. */
   async replacePasswordHash(id: number, hashedPassword: string): Promise<void> {
-    await this.users.update({ id }, { hashedPassword });
+    await this.transactions.run((manager) => manager.getRepository(User).update({ id }, { hashedPassword }));
   }
 }

@@ -35,3 +35,12 @@ export function expectProblem(res: { status: number; body: unknown; headers: Rec
   expect(res.body).toMatchObject({ type: 'about:blank', status, title: expect.any(String), detail: expect.any(String) });
   if (detail !== undefined) expect((res.body as { detail: string }).detail).toBe(detail);
 }
+
+/** Resolves once `check` holds, polling every 20 ms; fails naming `what` after `timeoutMs`. */
+export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

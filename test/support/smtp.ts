@@ -4,24 +4,38 @@ import { SMTPServer } from 'smtp-server';
 
 export interface ReceivedMail {
   to: string[];
+  /** Envelope sender. */
+  from: string;
   subject: string;
   text: string;
   html: string;
   raw: string;
 }
 
+export interface TestSmtpOptions {
+  /** Recipients refused with a permanent 550, as a server does for a mailbox that does not exist. */
+  rejectRecipient?: (address: string) => boolean;
+}
+
 /** A real SMTP server on a free loopback port; the tests read what arrived. */
 export class TestSmtpServer {
   readonly messages: ReceivedMail[] = [];
   private server: SMTPServer;
-  private port = 0;
+  private boundPort = 0;
 
-  get url(): string {
-    return `smtp://127.0.0.1:${this.port}`;
+  private constructor(private readonly options: TestSmtpOptions) {}
+
+  /** The port it listens on, or last listened on: `listen(port)` brings a stopped server back there. */
+  get port(): number {
+    return this.boundPort;
   }
 
-  static async start(): Promise<TestSmtpServer> {
-    const smtp = new TestSmtpServer();
+  get url(): string {
+    return `smtp://127.0.0.1:${this.boundPort}`;
+  }
+
+  static async start(options: TestSmtpOptions = {}): Promise<TestSmtpServer> {
+    const smtp = new TestSmtpServer(options);
     await smtp.listen(0);
     return smtp;
   }
@@ -32,6 +46,12 @@ export class TestSmtpServer {
       authOptional: true,
       disabledCommands: ['STARTTLS'],
       logger: false,
+      onRcptTo: (address, _session, callback) => {
+        if (this.options.rejectRecipient?.(address.address)) {
+          return callback(Object.assign(new Error('550 5.1.1 mailbox unavailable'), { responseCode: 550 }));
+        }
+        callback();
+      },
       onData: (stream, session, callback) => {
         const chunks: Buffer[] = [];
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -40,6 +60,7 @@ export class TestSmtpServer {
           simpleParser(raw).then((parsed: ParsedMail) => {
             this.messages.push({
               to: session.envelope.rcptTo.map((r) => r.address),
+              from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
               subject: parsed.subject ?? '',
               text: parsed.text ?? '',
               html: typeof parsed.html === 'string' ? parsed.html : '',
@@ -54,7 +75,7 @@ export class TestSmtpServer {
       this.server.once('error', reject);
       this.server.listen(port, '127.0.0.1', () => resolve());
     });
-    this.port = (this.server.server.address() as AddressInfo).port;
+    this.boundPort = (this.server.server.address() as AddressInfo).port;
   }
 
   async stop(): Promise<void> {
@@ -77,10 +98,38 @@ export class TestSmtpServer {
   }
 }
 
-/** The `token` query parameter of the first link in a reset mail. */
-export function tokenFromResetMail(mail: ReceivedMail): string {
+/** An SMTP server that takes `delayMs` to acknowledge each message, as a congested relay does. */
+export async function startSlowSmtp(delayMs: number): Promise<{ url: string; received: () => number; stop: () => Promise<void> }> {
+  let received = 0;
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData: (stream, _session, callback) => {
+      stream.resume();
+      stream.on('end', () =>
+        setTimeout(() => {
+          received += 1;
+          callback();
+        }, delayMs),
+      );
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    url: `smtp://127.0.0.1:${(server.server.address() as AddressInfo).port}`,
+    received: () => received,
+    stop: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** The `token` query parameter of the first link in a mail (reset or verification). */
+export function tokenFromMail(mail: ReceivedMail): string {
   const link = mail.text.match(/https?:\/\/\S+/)?.[0];
-  if (!link) throw new Error('no link in the reset mail');
+  if (!link) throw new Error('no link in the mail');
   const token = new URL(link).searchParams.get('token');
   if (!token) throw new Error(`no token in ${link}`);
   return token;

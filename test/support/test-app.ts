@@ -2,9 +2,12 @@ import { INestApplication, LoggerService } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import request from 'supertest';
 import type TestAgent from 'supertest/lib/agent';
+import { DataSource } from 'typeorm';
+import { authOptionsFrom } from '../../src/app.module';
 import { createApp, HttpAdapterKind } from '../../src/app.setup';
+import type { MailOptions } from '../../src/auth/auth-options.interface';
 import { loadAppConfig } from '../../src/config/app-config';
-import { MailService } from '../../src/mail/mail.service';
+import { OutboxMessage } from '../../src/mail/outbox-message.entity';
 import { DatabaseKind } from './databases';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long!';
@@ -29,8 +32,8 @@ export interface TestApp {
   logs: CapturingLogger;
   /** Moves the module's clock forward (reset token expiry, sign-in failure windows). */
   advanceClock(ms: number): void;
-  /** Waits for background mail sends to finish. */
-  drainMail(): Promise<void>;
+  /** Waits until no message in the outbox is pending: each was sent or went dead. */
+  drainMail(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -40,6 +43,8 @@ export interface TestAppOptions {
   smtpUrl?: string;
   /** Extra environment, as the standalone app would read it. Rate limits are off unless set here. */
   env?: Record<string, string>;
+  /** Outbox settings beyond the environment's; the worker polls every 20 ms unless set here. */
+  mail?: Partial<MailOptions>;
 }
 
 /** The one helper that builds an app for e2e tests: the standalone app, in-process, on a real database. */
@@ -57,11 +62,15 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
   const app = await createApp(config, {
     adapter: options.adapter,
     logger: logs,
-    authOverrides: { clock: () => new Date(Date.now() + offsetMs) },
+    authOverrides: {
+      clock: () => new Date(Date.now() + offsetMs),
+      mail: { ...authOptionsFrom(config).mail, pollIntervalMs: 20, ...options.mail },
+    },
   });
   await app.init();
   if (options.adapter === 'fastify') await (app as NestFastifyApplication).getHttpAdapter().getInstance().ready();
-  const mail = app.get(MailService);
+  const outbox = app.get(DataSource).getRepository(OutboxMessage);
+  let closing: Promise<void> | undefined;
   return {
     app,
     http: () => request(app.getHttpServer()),
@@ -69,11 +78,15 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
     advanceClock: (ms) => {
       offsetMs += ms;
     },
-    drainMail: () => mail.drain(),
-    close: async () => {
-      await mail.drain();
-      await app.close();
+    drainMail: async (timeoutMs = 10_000) => {
+      const deadline = Date.now() + timeoutMs;
+      while ((await outbox.countBy({ status: 'pending' })) > 0) {
+        if (Date.now() > deadline) throw new Error(`outbox still has pending messages after ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
     },
+    // Idempotent, so a test can stop an app early and the suite's afterAll still close everything.
+    close: () => (closing ??= app.close()),
   };
 }
 

@@ -82,6 +82,18 @@ export class ResetPasswordDto {
   new_password: string;
 }
 
+export class VerifyEmailDto {
+  @ApiProperty({ description: 'The token from the verification link' })
+  @IsString()
+  @Length(1, 512)
+  token: string;
+}
+
+export class ResendVerificationDto {
+  @EmailField()
+  email: string;
+}
+
 export class ChangePasswordDto {
   @IsCurrentPassword()
   old_password: string;

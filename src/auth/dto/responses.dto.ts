@@ -17,6 +17,9 @@ export class UserResponse {
   @ApiProperty({ example: true })
   is_active: boolean;
 
+  @ApiProperty({ example: false, description: 'Whether the owner has confirmed the email address' })
+  is_verified: boolean;
+
   @ApiProperty({ example: '2026-11-25T14:51:26.000Z', format: 'date-time' })
   created_at: string;
 
@@ -28,6 +31,7 @@ export class UserResponse {
       username: user.username,
       full_name: user.fullName,
       is_active: user.isActive,
+      is_verified: user.isVerified,
       created_at: user.createdAt.toISOString(),
     };
   }

@@ -1,0 +1,74 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { EntityManager, IsNull, Repository } from 'typeorm';
+import type { TransactionRunner } from '../common/transaction-runner';
+
+/** The columns every one-time token table has. */
+export type OneTimeTokenRow = {
+  id: number;
+  userId: number;
+  tokenHash: string;
+  expiresAt: Date;
+  usedAt: Date | null;
+};
+
+function sha256Hex(value: string): string {
+  return createHash('sha256').update(value).digest('hex');
+}
+
+/**
+ * Single-use secrets that travel by mail (password reset, email verification). Only the SHA-256 of a
+ * token is stored, so a database leak reveals no usable link.
+ */
+export abstract class OneTimeTokens {
+  protected constructor(
+    private readonly repository: Repository<OneTimeTokenRow>,
+    private readonly transactions: TransactionRunner,
+    private readonly ttlSeconds: number,
+    private readonly clock: () => Date,
+  ) {}
+
+  /** Returns a new token for the user and voids every older one, so only the latest mailed link works. */
+  async issue(userId: number): Promise<string> {
+    // 256 bits from the CSPRNG: guessing is hopeless, so a plain SHA-256 (no salt, no slow hash) is enough
+    // to keep the stored value useless to someone who reads the table.
+    const token = randomBytes(32).toString('base64url');
+    const now = this.clock();
+    await this.transactions.run(async (manager) => {
+      const tokens = manager.getRepository<OneTimeTokenRow>(this.repository.target);
+      await tokens.delete({ userId });
+      await tokens.insert({
+        userId,
+        tokenHash: sha256Hex(token),
+        expiresAt: new Date(now.getTime() + this.ttlSeconds * 1000),
+        usedAt: null,
+      });
+    });
+    return token;
+  }
+
+  /** The user id of a token that is known, unused and unexpired, or null; changes nothing. */
+  async peek(token: string): Promise<number | null> {
+    return (await this.findRedeemable(this.repository, token))?.userId ?? null;
+  }
+
+  /**
+   * Marks the token used, in the caller's transaction, and returns its user id; null when it is
+   * unknown, expired or already used. The conditional UPDATE is the claim: when several requests redeem
+   * one token at once, exactly one of them changes the row, and only that one gets the user id.
+   */
+  async redeem(manager: EntityManager, token: string): Promise<number | null> {
+    const tokens = manager.getRepository<OneTimeTokenRow>(this.repository.target);
+    const row = await this.findRedeemable(tokens, token);
+    if (!row) return null;
+    const claim = await tokens.update(
+      { id: row.id, usedAt: IsNull() },
+      { usedAt: this.clock() },
+    );
+    return claim.affected === 1 ? row.userId : null;
+  }
+
+  private async findRedeemable(tokens: Repository<OneTimeTokenRow>, token: string): Promise<OneTimeTokenRow | null> {
+    const row = await tokens.findOneBy({ tokenHash: sha256Hex(token), usedAt: IsNull() });
+    return row && row.expiresAt.getTime() > this.clock().getTime() ? row : null;
+  }
+}
