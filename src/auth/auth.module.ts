@@ -24,6 +24,7 @@ import { EmailVerificationTokensService } from './email-verification-tokens.serv
 import { JwtAuthGuard } from './jwt-auth.guard';
 import { JwtStrategy } from './jwt.strategy';
 import { PasswordHasher } from './password-hasher';
+import { PasswordPolicy } from './password-policy';
 import { PasswordResetToken } from './password-reset-token.entity';
 import { PasswordResetTokensService } from './password-reset-tokens.service';
 import { RedisConnection } from './redis-connection';
@@ -79,6 +80,7 @@ export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, 
     UserChanges,
     AccessUserCache,
     PasswordHasher,
+    PasswordPolicy,
     AccessTokenService,
     PasswordResetTokensService,
     EmailVerificationTokensService,

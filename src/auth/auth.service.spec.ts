@@ -13,6 +13,7 @@ import type { RequestContext } from './decorators';
 import { ChangePasswordDto, ResetPasswordDto, SignInDto, SignUpDto, VerifyEmailDto } from './dto/requests.dto';
 import type { EmailVerificationTokensService } from './email-verification-tokens.service';
 import { PasswordHasher } from './password-hasher';
+import { PasswordPolicy } from './password-policy';
 import { PasswordResetTokensService } from './password-reset-tokens.service';
 import { SigninFailureLimiter } from './signin-failures';
 
@@ -120,6 +121,7 @@ describe(AuthService.name, () => {
     sut = new AuthService(
       mocks.users as unknown as UsersService,
       mocks.hasher as unknown as PasswordHasher,
+      new PasswordPolicy(),
       mocks.accessTokens as unknown as AccessTokenService,
       mocks.resetTokens as unknown as PasswordResetTokensService,
       mocks.verificationTokens as unknown as EmailVerificationTokensService,

@@ -29,6 +29,7 @@ import {
 import { SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
 import { EmailVerificationTokensService } from './email-verification-tokens.service';
 import { PasswordHasher } from './password-hasher';
+import { PasswordPolicy } from './password-policy';
 import { PasswordResetTokensService } from './password-reset-tokens.service';
 import { SigninFailureLimiter } from './signin-failures';
 
@@ -44,6 +45,7 @@ export class AuthService {
   constructor(
     private readonly users: UsersService,
     private readonly hasher: PasswordHasher,
+    private readonly policy: PasswordPolicy,
     private readonly accessTokens: AccessTokenService,
     private readonly resetTokens: PasswordResetTokensService,
     private readonly verificationTokens: EmailVerificationTokensService,
@@ -55,6 +57,7 @@ export class AuthService {
   ) {}
 
   async signUp(dto: SignUpDto, ctx: RequestContext): Promise<TokenResponse> {
+    this.policy.assertAcceptable('password', dto.password, dto);
     const taken = await this.users.findTakenField(dto.email, dto.username);
     if (taken) throw this.alreadyExists(taken);
     const newUser = {
@@ -118,8 +121,12 @@ export class AuthService {
   }
 
   async resetPassword(dto: ResetPasswordDto, ctx: RequestContext): Promise<SuccessResponse> {
-    // A made-up token is turned away before the (deliberately slow) hash of the new password.
-    if ((await this.resetTokens.peek(dto.token)) === null) throw new BadRequestException(AuthErrors.INVALID_RESET_TOKEN);
+    // A made-up token is turned away before the (deliberately slow) hash of the new password, and a
+    // refused password before the token is spent, so the user can try another with the same link.
+    const holderId = await this.resetTokens.peek(dto.token);
+    if (holderId === null) throw new BadRequestException(AuthErrors.INVALID_RESET_TOKEN);
+    const holder = await this.users.findById(holderId);
+    if (holder) this.policy.assertAcceptable('new_password', dto.new_password, holder);
     const hashedPassword = await this.hasher.hash(dto.new_password);
     const user = await this.transactions.run(async (manager) => {
       const userId = await this.resetTokens.redeem(manager, dto.token);
@@ -142,6 +149,7 @@ export class AuthService {
   async changePassword(currentUser: User, dto: ChangePasswordDto, ctx: RequestContext): Promise<SuccessResponse> {
     const user = await this.users.findByIdWithPassword(currentUser.id);
     if (!user) throw new NotFoundException(AuthErrors.USER_NOT_FOUND);
+    this.policy.assertAcceptable('new_password', dto.new_password, user);
     if ((await this.hasher.verify(user.hashedPassword, dto.old_password)) === 'mismatch') {
       this.audit('password_change_failed', user.id, ctx);
       throw new BadRequestException(AuthErrors.INCORRECT_CURRENT_PASSWORD);
