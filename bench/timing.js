@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+// npm run bench:timing: do response times tell which emails have accounts? The built app on a fresh
+// PostgreSQL database; 50 alternating requests per pair, one at a time; medians and their ratio.
+//   BENCH_DATABASE_URL   PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test)
+'use strict';
+const { spawn } = require('node:child_process');
+const { randomBytes } = require('node:crypto');
+const { mkdtempSync, rmSync } = require('node:fs');
+const os = require('node:os');
+const { join } = require('node:path');
+const { Client } = require('pg');
+
+const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const MAIN = join(__dirname, '..', 'dist', 'src', 'main.js');
+const ROUNDS = 50;
+
+async function admin(sql) {
+  const client = new Client({ connectionString: SERVER_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return (sorted[(sorted.length - 1) >> 1] + sorted[sorted.length >> 1]) / 2;
+};
+
+async function timed(base, path, body) {
+  const started = process.hrtime.bigint();
+  const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  await res.arrayBuffer();
+  return { ms: Number(process.hrtime.bigint() - started) / 1e6, status: res.status };
+}
+
+async function pair(base, path, known, unknown) {
+  const a = [];
+  const b = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const first = i % 2 === 0;
+    const x = await timed(base, path, first ? known : unknown);
+    const y = await timed(base, path, first ? unknown : known);
+    (first ? a : b).push(x.ms);
+    (first ? b : a).push(y.ms);
+    if (x.status !== y.status) throw new Error(`${path}: statuses differ (${x.status} vs ${y.status})`);
+  }
+  return { known: median(a), unknown: median(b) };
+}
+
+(async () => {
+  const dbName = `auth_timing_${process.pid}`;
+  await admin(`CREATE DATABASE ${dbName}`);
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${dbName}`;
+  const cwd = mkdtempSync(join(os.tmpdir(), 'auth-timing-'));
+  const port = 3970;
+  const child = spawn(process.execPath, [MAIN], {
+    cwd,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      DATABASE_URL: url.toString(),
+      JWT_SECRET: randomBytes(48).toString('base64'),
+      RATE_LIMIT_PER_MINUTE: '0',
+      SIGNIN_MAX_FAILURES: '100',
+      PASSWORD_RESET_MAILS_PER_HOUR: '100',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${base}/health/live`)).ok) break;
+      } catch {}
+      if (i > 300) throw new Error('app did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const email = 'timing@example.com';
+    await fetch(`${base}/api/v1/auth/signup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, username: 'timing', password: 'a timing passphrase' }),
+    });
+    // Warm-up: JIT, connection pool, prepared paths.
+    for (let i = 0; i < 10; i++) await timed(base, '/api/v1/auth/forgot-password', { email: 'warm@example.com' });
+
+    const signin = await pair(base, '/api/v1/auth/signin', { email, password: 'wrong password 1' }, { email: 'nobody@example.com', password: 'wrong password 1' });
+    const forgot = await pair(base, '/api/v1/auth/forgot-password', { email }, { email: 'nobody@example.com' });
+
+    console.log(`node ${process.version}, ${os.cpus().length} cores; PostgreSQL; ${ROUNDS} alternating requests per pair, medians`);
+    for (const [name, r] of [['sign-in, wrong password', signin], ['forgot-password', forgot]]) {
+      const ratio = r.known / r.unknown;
+      console.log(
+        `${name.padEnd(24)} known ${r.known.toFixed(2).padStart(7)} ms   unknown ${r.unknown.toFixed(2).padStart(7)} ms   ratio ${ratio.toFixed(3)}   ${Math.abs(ratio - 1) <= 0.1 ? 'within 10 %' : 'OUTSIDE 10 %'}`,
+      );
+    }
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    rmSync(cwd, { recursive: true, force: true });
+    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  }
+})().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
