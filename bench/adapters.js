@@ -49,7 +49,7 @@ async function measure(adapter, port) {
     const signup = await fetch(`${base}/api/v1/auth/signup`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: 'bench@example.com', username: 'bench', password: 'benchmark password' }),
+      body: JSON.stringify({ email: 'load@example.com', username: 'loadtester', password: 'benchmark password' }),
     });
     const { access_token } = await signup.json();
     await run(`${base}/health/live`, {}); // warm-up

@@ -3,11 +3,10 @@ import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import fastifyHelmet from '@fastify/helmet';
-import helmet from 'helmet';
 import { AppModule } from './app.module';
 import type { AuthModuleOptions } from './auth/auth-options.interface';
 import { ProblemDetailsFilter } from './common/problem-details.filter';
+import { securityHeaders } from './common/security-headers';
 import type { AppConfig } from './config/app-config';
 
 export type HttpAdapterKind = 'fastify' | 'express';
@@ -26,6 +25,8 @@ export interface CreateAppOptions {
 export async function createApp(config: AppConfig, options: CreateAppOptions = {}): Promise<INestApplication> {
   const module = AppModule.register(config, options.authOverrides);
   const logger = options.logger ?? ['log', 'warn', 'error'];
+  const headers = securityHeaders();
+  const headerMap = new Map(Object.entries(headers));
   let app: INestApplication;
   if ((options.adapter ?? config.httpAdapter) === 'fastify') {
     // Fastify 5 ignores a bare hop count; the function applies Express's rule (trust the last n hops).
@@ -33,7 +34,10 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     const trustProxy = typeof hops === 'number' ? (_address: string, hop: number) => hop < hops : hops;
     const adapter = new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES, trustProxy });
     const fastify = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger, bodyParser: true });
-    await fastify.register(fastifyHelmet);
+    fastify.getHttpAdapter().getInstance().addHook('onRequest', (_request, reply, done) => {
+      reply.headers(headers);
+      done();
+    });
     app = fastify;
   } else {
     const express = await NestFactory.create<NestExpressApplication>(module, new ExpressAdapter(), {
@@ -42,7 +46,11 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     });
     express.set('trust proxy', config.trustProxy);
     express.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
-    express.use(helmet());
+    express.disable('x-powered-by');
+    express.use((_request: unknown, response: { setHeaders(h: Map<string, string>): void }, next: () => void) => {
+      response.setHeaders(headerMap);
+      next();
+    });
     app = express;
   }
   if (config.corsOrigins.length > 0) {

@@ -6,7 +6,6 @@ import { lowerThreadPoolPriority } from './common/thread-pool-priority';
 import { AppConfig, ConfigError, loadAppConfig } from './config/app-config';
 
 async function bootstrap(): Promise<void> {
-  const loweredThreads = await lowerThreadPoolPriority();
   if (existsSync('.env')) process.loadEnvFile('.env');
   let config: AppConfig;
   try {
@@ -17,6 +16,10 @@ async function bootstrap(): Promise<void> {
     console.error(`Configuration error: ${error.message}`);
     process.exit(1);
   }
+  // Every hash gets a pool thread, with two to spare for file and DNS work; libuv reads this once, when
+  // the pool starts, which is the next line.
+  process.env.UV_THREADPOOL_SIZE ??= String(config.passwordHashConcurrency + 2);
+  const loweredThreads = await lowerThreadPoolPriority();
   // Loaded only now, so a bad configuration is reported at once, before Nest and the drivers load.
   // (require, not import(): Node 20's ESM loader trips over Nest's ESM-only packages behind a dynamic import.)
   const { Logger } = require('@nestjs/common') as typeof NestCommon;

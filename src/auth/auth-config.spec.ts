@@ -132,10 +132,10 @@ describe(resolveAuthConfig.name, () => {
       expect(sut.passwordHashing).toMatchObject({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
     });
 
-    it('bounds hashing work to the cores, with a waiting room of 64 by default', () => {
+    it('bounds hashing work to two per core, with a waiting room of 64 by default', () => {
       const sut = resolveAuthConfig(options());
 
-      expect(sut.passwordHashing.maxConcurrent).toBe(availableParallelism());
+      expect(sut.passwordHashing.maxConcurrent).toBe(2 * availableParallelism());
       expect(sut.passwordHashing.maxQueued).toBe(64);
     });
 

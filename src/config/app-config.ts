@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { availableParallelism } from 'node:os';
-import { MIN_JWT_SECRET_BYTES } from '../auth/auth-config';
+import { DEFAULT_HASH_CONCURRENCY, MIN_JWT_SECRET_BYTES } from '../auth/auth-config';
 import { DatabaseTarget, DEFAULT_DATABASE_URL, parseDatabaseUrl } from './database-url';
 
 /** Settings of the standalone app, read from the environment once at boot. */
@@ -169,7 +168,7 @@ export function loadAppConfig(env: Env): AppConfig {
     signinMaxFailures: integer(env, 'SIGNIN_MAX_FAILURES', 10, 1, 100),
     signinFailureWindowMinutes: integer(env, 'SIGNIN_FAILURE_WINDOW_MINUTES', 15, 1, 24 * 60),
     userCacheTtlSeconds: integer(env, 'USER_CACHE_TTL_SECONDS', 5, 0, 300),
-    passwordHashConcurrency: integer(env, 'PASSWORD_HASH_CONCURRENCY', availableParallelism(), 1, 256),
+    passwordHashConcurrency: integer(env, 'PASSWORD_HASH_CONCURRENCY', DEFAULT_HASH_CONCURRENCY, 1, 256),
     passwordHashQueue: integer(env, 'PASSWORD_HASH_QUEUE', 64, 0, 100_000),
     passwordResetMailsPerHour: integer(env, 'PASSWORD_RESET_MAILS_PER_HOUR', 3, 1, 100),
     verificationMailsPerHour: integer(env, 'VERIFICATION_MAILS_PER_HOUR', 3, 1, 100),
