@@ -11,7 +11,7 @@ import { setPriority } from 'node:os';
  * before anything uses the pool: the pool's threads are told apart as the tasks its first use creates.
  * Returns how many threads were lowered.
  */
-export async function lowerThreadPoolPriority(niceness = 10): Promise<number> {
+export async function lowerThreadPoolPriority(niceness = 19): Promise<number> {
   if (process.platform !== 'linux') return 0;
   const tasks = () => readdirSync('/proc/self/task');
   const before = new Set(tasks());
