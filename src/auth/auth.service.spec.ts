@@ -75,6 +75,7 @@ function newMocks() {
     hasher: {
       hash: jest.fn().mockResolvedValue(NEW_HASH),
       verify: jest.fn().mockResolvedValue('mismatch'),
+      assertCapacity: jest.fn(),
     },
     accessTokens: {
       issue: jest.fn().mockReturnValue({ token: 'signed.jwt.token', expiresInSeconds: 1800 }),

@@ -58,6 +58,7 @@ export class AuthService {
 
   async signUp(dto: SignUpDto, ctx: RequestContext): Promise<TokenResponse> {
     this.policy.assertAcceptable('password', dto.password, dto);
+    this.hasher.assertCapacity();
     const taken = await this.users.findTakenField(dto.email, dto.username);
     if (taken) throw this.alreadyExists(taken);
     const newUser = {
@@ -79,6 +80,7 @@ export class AuthService {
   }
 
   async signIn(dto: SignInDto, ctx: RequestContext): Promise<TokenResponse> {
+    this.hasher.assertCapacity();
     const email = normalizeEmail(dto.email);
     const retryAfter = await this.signinFailures.retryAfterSeconds(email);
     if (retryAfter > 0) {

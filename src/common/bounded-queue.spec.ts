@@ -50,3 +50,19 @@ describe(WorkLimiter.name, () => {
     await expect(sut.run(async () => 'next')).resolves.toBe('next');
   });
 });
+
+describe(`${WorkLimiter.name}.full`, () => {
+  it('says whether a task handed over now would be refused', async () => {
+    const sut = new WorkLimiter(1, 1);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    expect(sut.full).toBe(false);
+    const first = sut.run(() => gate);
+    expect(sut.full).toBe(false);
+    const second = sut.run(async () => undefined);
+    expect(sut.full).toBe(true);
+    release();
+    await Promise.all([first, second]);
+    expect(sut.full).toBe(false);
+  });
+});

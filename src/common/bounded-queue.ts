@@ -18,6 +18,11 @@ export class WorkLimiter {
     private readonly maxQueued: number,
   ) {}
 
+  /** True when a task handed over now would be refused. */
+  get full(): boolean {
+    return this.running >= this.maxRunning && this.waiting.length >= this.maxQueued;
+  }
+
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.running >= this.maxRunning) {
       if (this.waiting.length >= this.maxQueued) throw new QueueFullError();
