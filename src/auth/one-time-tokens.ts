@@ -1,15 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EntityManager, IsNull, Repository } from 'typeorm';
 import type { TransactionRunner } from '../common/transaction-runner';
-
-/** The columns every one-time token table has. */
-export type OneTimeTokenRow = {
-  id: number;
-  userId: number;
-  tokenHash: string;
-  expiresAt: Date;
-  usedAt: Date | null;
-};
+import type { OneTimeToken } from './one-time-token.entity';
 
 function sha256Hex(value: string): string {
   return createHash('sha256').update(value).digest('hex');
@@ -21,7 +13,7 @@ function sha256Hex(value: string): string {
  */
 export abstract class OneTimeTokens {
   protected constructor(
-    private readonly repository: Repository<OneTimeTokenRow>,
+    private readonly repository: Repository<OneTimeToken>,
     private readonly transactions: TransactionRunner,
     private readonly ttlSeconds: number,
     private readonly clock: () => Date,
@@ -34,7 +26,7 @@ export abstract class OneTimeTokens {
     const token = randomBytes(32).toString('base64url');
     const now = this.clock();
     await this.transactions.run(async (manager) => {
-      const tokens = manager.getRepository<OneTimeTokenRow>(this.repository.target);
+      const tokens = manager.getRepository<OneTimeToken>(this.repository.target);
       await tokens.delete({ userId });
       await tokens.insert({
         userId,
@@ -57,7 +49,7 @@ export abstract class OneTimeTokens {
    * one token at once, exactly one of them changes the row, and only that one gets the user id.
    */
   async redeem(manager: EntityManager, token: string): Promise<number | null> {
-    const tokens = manager.getRepository<OneTimeTokenRow>(this.repository.target);
+    const tokens = manager.getRepository<OneTimeToken>(this.repository.target);
     const row = await this.findRedeemable(tokens, token);
     if (!row) return null;
     const claim = await tokens.update(
@@ -67,7 +59,7 @@ export abstract class OneTimeTokens {
     return claim.affected === 1 ? row.userId : null;
   }
 
-  private async findRedeemable(tokens: Repository<OneTimeTokenRow>, token: string): Promise<OneTimeTokenRow | null> {
+  private async findRedeemable(tokens: Repository<OneTimeToken>, token: string): Promise<OneTimeToken | null> {
     const row = await tokens.findOneBy({ tokenHash: sha256Hex(token), usedAt: IsNull() });
     return row && row.expiresAt.getTime() > this.clock().getTime() ? row : null;
   }

@@ -1,30 +1,8 @@
-import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
-import { User } from '../users/user.entity';
+import { Entity, Index } from 'typeorm';
+import { OneTimeToken } from './one-time-token.entity';
 
-/** One outstanding password reset. Only the SHA-256 of the token is kept: a database leak reveals no usable link. */
+/** One outstanding password reset. */
 @Entity('password_reset_tokens')
 @Index('UQ_password_reset_tokens_token_hash', ['tokenHash'], { unique: true })
-export class PasswordResetToken {
-  @PrimaryGeneratedColumn()
-  id: number;
-
-  @Index('IDX_password_reset_tokens_user_id')
-  @Column({ name: 'user_id', type: 'integer' })
-  userId: number;
-
-  @ManyToOne(() => User, { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'user_id' })
-  user?: User;
-
-  @Column({ name: 'token_hash', type: 'varchar', length: 64 })
-  tokenHash: string;
-
-  @Column({ name: 'expires_at', type: Date })
-  expiresAt: Date;
-
-  @Column({ name: 'used_at', type: Date, nullable: true })
-  usedAt: Date | null;
-
-  @CreateDateColumn({ name: 'created_at', type: Date })
-  createdAt: Date;
-}
+@Index('IDX_password_reset_tokens_user_id', ['userId'])
+export class PasswordResetToken extends OneTimeToken {}
