@@ -67,6 +67,7 @@ async function pair(base, path, known, unknown) {
       RATE_LIMIT_PER_MINUTE: '0',
       SIGNIN_MAX_FAILURES: '100',
       PASSWORD_RESET_MAILS_PER_HOUR: '100',
+      MAIL_REQUESTS_PER_ACCOUNT_PER_HOUR: '1000',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

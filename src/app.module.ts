@@ -27,6 +27,7 @@ export function authOptionsFrom(config: AppConfig): AuthModuleOptions {
       redisUrl: config.redisUrl,
       passwordResetMailsPerHour: config.passwordResetMailsPerHour,
       verificationMailsPerHour: config.verificationMailsPerHour,
+      mailRequestsPerAccountPerHour: config.mailRequestsPerAccountPerHour,
     },
   };
 }

@@ -494,3 +494,54 @@ describeRedis.each(ADAPTERS)('limits shared through Redis across two instances o
     }
   });
 });
+
+describe.each(matrix(DATABASES))('per-account limit on mail-sending routes on %s with %s', (databaseKind, adapter) => {
+  let database: TestDatabase;
+  let smtp: TestSmtpServer;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(databaseKind);
+    smtp = await TestSmtpServer.start();
+    t = await startTestApp({ adapter, databaseUrl: database.url, smtpUrl: smtp.url, env: { MAIL_REQUESTS_PER_ACCOUNT_PER_HOUR: '4' } });
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await smtp?.stop();
+    await database?.drop();
+  });
+
+  it('answers 429 past the limit with the same body for a known and an unknown email, from any address', async () => {
+    const account = newAccount();
+    await t.http().post('/api/v1/auth/signup').send(account).expect(201);
+    const bodies: Record<string, unknown>[] = [];
+    for (const email of [account.email, `nobody-${account.email}`]) {
+      for (let i = 0; i < 4; i++) {
+        await t.http().post('/api/v1/auth/forgot-password').send({ email: i % 2 ? email.toUpperCase() : email }).expect(200);
+      }
+      const limited = await t.http().post('/api/v1/auth/forgot-password').send({ email });
+      expect(limited.status).toBe(429);
+      expect(limited.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(3000);
+      expect(limited.headers['ratelimit-limit']).toBe('4');
+      expect(limited.headers['ratelimit-remaining']).toBe('0');
+      bodies.push(limited.body);
+    }
+    expect(bodies[0]).toEqual(bodies[1]);
+    expect(bodies[0]).toMatchObject({ status: 429, detail: 'Too many requests for this email address, try again later' });
+    // Counted per route: resend-verification still has its own budget for the same address.
+    await t.http().post('/api/v1/auth/resend-verification').send({ email: account.email }).expect(200);
+    // The mail cap (3 reset mails an hour) stopped the mail itself earlier, silently.
+    await t.drainMail();
+    expect(smtp.to(account.email).filter((m) => /reset/i.test(m.subject))).toHaveLength(3);
+  });
+
+  it('opens again when the hour has passed', async () => {
+    const email = `later-${newAccount().email}`;
+    for (let i = 0; i < 4; i++) await t.http().post('/api/v1/auth/forgot-password').send({ email }).expect(200);
+    await t.http().post('/api/v1/auth/forgot-password').send({ email }).expect(429);
+    t.advanceClock(3_600_000 + 1000);
+    await t.http().post('/api/v1/auth/forgot-password').send({ email }).expect(200);
+  });
+});

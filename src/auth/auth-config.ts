@@ -30,6 +30,7 @@ export interface AuthConfig {
     redisUrl?: string;
     passwordResetMailsPerHour: number;
     verificationMailsPerHour: number;
+    mailRequestsPerAccountPerHour: number;
   };
   passwordHashing: { memoryCost: number; timeCost: number; parallelism: number; maxConcurrent: number; maxQueued: number };
   userCacheTtlSeconds: number;
@@ -132,6 +133,10 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
         rateLimit.passwordResetMailsPerHour ?? 3,
       ),
       verificationMailsPerHour: positiveInteger('rateLimit.verificationMailsPerHour', rateLimit.verificationMailsPerHour ?? 3),
+      mailRequestsPerAccountPerHour: positiveInteger(
+        'rateLimit.mailRequestsPerAccountPerHour',
+        rateLimit.mailRequestsPerAccountPerHour ?? 10,
+      ),
     },
     passwordHashing: hashing,
     userCacheTtlSeconds: positiveInteger('userCacheTtlSeconds', options.userCacheTtlSeconds ?? 5, 0),

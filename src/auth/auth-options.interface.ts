@@ -31,6 +31,12 @@ export interface RateLimitOptions {
   passwordResetMailsPerHour?: number;
   /** Mails carrying a verification link (welcome and resends) per account within an hour. Default 3. */
   verificationMailsPerHour?: number;
+  /**
+   * Requests an hour to forgot-password, and to resend-verification, for one email address, known or
+   * not; beyond it the route answers 429 (the same for every address, so it reveals no account). Above the
+   * mail caps, which silently stop mail first. Default 10.
+   */
+  mailRequestsPerAccountPerHour?: number;
 }
 
 /** Where and how the module's emails go. */

@@ -13,6 +13,7 @@ export const AuthErrors = {
   INVALID_ACCESS_TOKEN: 'Could not validate credentials',
   TOO_MANY_REQUESTS: 'Too many requests, try again later',
   BUSY: 'The service is busy, try again in a moment',
+  TOO_MANY_MAIL_REQUESTS: 'Too many requests for this email address, try again later',
   TOO_MANY_SIGNIN_FAILURES: 'Too many failed sign-in attempts for this account, try again later',
   SIGNUP_FAILED: 'Error during registration',
   SIGNIN_FAILED: 'Error during sign in',

@@ -28,7 +28,7 @@ import { PasswordPolicy } from './password-policy';
 import { PasswordResetToken } from './password-reset-token.entity';
 import { PasswordResetTokensService } from './password-reset-tokens.service';
 import { RedisConnection } from './redis-connection';
-import { SigninFailureLimiter } from './signin-failures';
+import { MailRequestLimiter, SigninFailureLimiter } from './signin-failures';
 
 /** Every entity the module needs the host's DataSource to know (and its migrations to create). */
 export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, OutboxMessage];
@@ -85,6 +85,7 @@ export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, 
     PasswordResetTokensService,
     EmailVerificationTokensService,
     SigninFailureLimiter,
+    MailRequestLimiter,
     JwtStrategy,
     JwtAuthGuard,
     AuthService,

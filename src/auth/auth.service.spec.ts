@@ -15,7 +15,7 @@ import type { EmailVerificationTokensService } from './email-verification-tokens
 import { PasswordHasher } from './password-hasher';
 import { PasswordPolicy } from './password-policy';
 import { PasswordResetTokensService } from './password-reset-tokens.service';
-import { SigninFailureLimiter } from './signin-failures';
+import { MailRequestLimiter, SigninFailureLimiter } from './signin-failures';
 
 const PASSWORD = 'correct horse battery';
 const STORED_HASH = '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA';
@@ -127,6 +127,7 @@ describe(AuthService.name, () => {
       mocks.resetTokens as unknown as PasswordResetTokensService,
       mocks.verificationTokens as unknown as EmailVerificationTokensService,
       mocks.signinFailures as unknown as SigninFailureLimiter,
+      { hit: jest.fn().mockResolvedValue(0), maxRequests: 10 } as unknown as MailRequestLimiter,
       mocks.transactions as unknown as TransactionRunner,
       mocks.outbox as unknown as MailOutbox,
       mocks.mailWorker as unknown as OutboxWorker,

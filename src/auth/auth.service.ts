@@ -31,7 +31,7 @@ import { EmailVerificationTokensService } from './email-verification-tokens.serv
 import { PasswordHasher } from './password-hasher';
 import { PasswordPolicy } from './password-policy';
 import { PasswordResetTokensService } from './password-reset-tokens.service';
-import { SigninFailureLimiter } from './signin-failures';
+import { MailRequestLimiter, MailRoute, SigninFailureLimiter } from './signin-failures';
 
 /**
  * The seed's auth flows, plus email verification. Throws HTTP exceptions with the contract's messages;
@@ -50,6 +50,7 @@ export class AuthService {
     private readonly resetTokens: PasswordResetTokensService,
     private readonly verificationTokens: EmailVerificationTokensService,
     private readonly signinFailures: SigninFailureLimiter,
+    private readonly mailRequests: MailRequestLimiter,
     private readonly transactions: TransactionRunner,
     private readonly outbox: MailOutbox,
     private readonly mailWorker: OutboxWorker,
@@ -111,6 +112,7 @@ export class AuthService {
   }
 
   async forgotPassword(dto: ForgotPasswordDto, ctx: RequestContext): Promise<SuccessResponse> {
+    await this.limitMailRequests('forgot-password', dto.email, ctx);
     const user = await this.users.findByEmail(dto.email);
     if (!user) {
       this.audit('password_reset_requested_unknown_email', null, ctx);
@@ -179,6 +181,7 @@ export class AuthService {
 
   /** Blind like forgot-password: the same answer for unknown, verified and capped addresses. */
   async resendVerification(dto: ResendVerificationDto, ctx: RequestContext): Promise<SuccessResponse> {
+    await this.limitMailRequests('resend-verification', dto.email, ctx);
     const user = await this.users.findByEmail(dto.email);
     if (!user) {
       this.audit('verification_requested_unknown_email', null, ctx);
@@ -190,6 +193,14 @@ export class AuthService {
       this.audit('verification_mail_capped', user.id, ctx);
     }
     return { message: AuthMessages.VERIFICATION_EMAIL_SENT };
+  }
+
+  private async limitMailRequests(route: MailRoute, email: string, ctx: RequestContext): Promise<void> {
+    const retryAfter = await this.mailRequests.hit(route, normalizeEmail(email));
+    if (retryAfter > 0) {
+      this.audit(`${route}_limited`, null, ctx);
+      throw new TooManyRequestsException(AuthErrors.TOO_MANY_MAIL_REQUESTS, retryAfter, this.mailRequests.maxRequests);
+    }
   }
 
   /** Queues a mail a stranger can ask for, unless the account had its hourly share; true when queued. */

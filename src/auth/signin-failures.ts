@@ -137,3 +137,30 @@ export class SigninFailureLimiter {
 function keyOf(normalizedEmail: string): string {
   return createHash('sha256').update(normalizedEmail).digest('hex');
 }
+
+/** The mail-sending routes whose requests are counted per address. */
+export type MailRoute = 'forgot-password' | 'resend-verification';
+
+/**
+ * Per-account brake on the routes that send mail: at most `mailRequestsPerAccountPerHour` requests an
+ * hour per email address and route, counted whether or not the address has an account, so the 429 says
+ * nothing about accounts. It sits above the mail caps, which stop the mail itself (silently) first.
+ */
+@Injectable()
+export class MailRequestLimiter {
+  private readonly store: FailureCounterStore;
+  readonly maxRequests: number;
+
+  constructor(@Inject(AUTH_CONFIG) config: AuthConfig, redis: RedisConnection) {
+    this.store = redis.client
+      ? new RedisFailureCounterStore(redis, 'auth:mail-requests:')
+      : new InMemoryFailureCounterStore(() => config.clock().getTime());
+    this.maxRequests = config.rateLimit.mailRequestsPerAccountPerHour;
+  }
+
+  /** Counts the request; seconds to wait when it is over the limit, else 0. */
+  async hit(route: MailRoute, email: string): Promise<number> {
+    const window = await this.store.increment(keyOf(`${route}:${email}`), 3_600_000);
+    return window.count > this.maxRequests ? Math.max(1, Math.ceil(window.resetInMs / 1000)) : 0;
+  }
+}

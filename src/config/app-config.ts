@@ -34,6 +34,7 @@ export interface AppConfig {
   corsOrigins: string[];
   passwordResetMailsPerHour: number;
   verificationMailsPerHour: number;
+  mailRequestsPerAccountPerHour: number;
   /** Express/Fastify `trust proxy`: false, a hop count, or a list of addresses and CIDRs. */
   trustProxy: false | number | string[];
 }
@@ -172,6 +173,7 @@ export function loadAppConfig(env: Env): AppConfig {
     passwordHashQueue: integer(env, 'PASSWORD_HASH_QUEUE', 64, 0, 100_000),
     passwordResetMailsPerHour: integer(env, 'PASSWORD_RESET_MAILS_PER_HOUR', 3, 1, 100),
     verificationMailsPerHour: integer(env, 'VERIFICATION_MAILS_PER_HOUR', 3, 1, 100),
+    mailRequestsPerAccountPerHour: integer(env, 'MAIL_REQUESTS_PER_ACCOUNT_PER_HOUR', 10, 1, 1000),
     trustProxy: trustProxy(env),
     corsOrigins: corsOrigins(env),
   };
