@@ -11,22 +11,11 @@ const { readFileSync, mkdtempSync, rmSync } = require('node:fs');
 const os = require('node:os');
 const { join } = require('node:path');
 const autocannon = require('autocannon');
-const { Client } = require('pg');
+const { freshPostgresDatabase, startApp } = require('./support');
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const MAIN = join(__dirname, '..', 'dist', 'src', 'main.js');
 const PASSWORD = 'benchmark password 1';
-
-async function admin(sql) {
-  const client = new Client({ connectionString: SERVER_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
 function cannon(options) {
   return new Promise((resolve, reject) => {
@@ -64,30 +53,18 @@ function rawArgon2Rate() {
   });
 }
 
-async function startApp(databaseUrl, port) {
+async function startBenchApp(databaseUrl, port) {
   const cwd = mkdtempSync(join(os.tmpdir(), 'auth-bench-'));
-  const child = spawn(process.execPath, [MAIN], {
-    cwd,
-    env: {
-      ...process.env,
-      NODE_ENV: 'production',
-      PORT: String(port),
-      DATABASE_URL: databaseUrl,
-      JWT_SECRET: randomBytes(48).toString('base64'),
-      RATE_LIMIT_PER_MINUTE: '0',
-      SIGNIN_MAX_FAILURES: '100',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) throw new Error(`app exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(`${base}/health/live`)).ok) return { child, base, cwd };
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('app did not start');
+  const env = {
+    ...process.env,
+    NODE_ENV: 'production',
+    DATABASE_URL: databaseUrl,
+    JWT_SECRET: randomBytes(48).toString('base64'),
+    RATE_LIMIT_PER_MINUTE: '0',
+    SIGNIN_MAX_FAILURES: '100',
+  };
+  const app = await startApp({ env, port, cwd, stdio: ['ignore', 'ignore', 'inherit'] });
+  return { ...app, cwd };
 }
 
 const json = { 'content-type': 'application/json' };
@@ -114,11 +91,8 @@ function row(name, result, extra = '') {
 }
 
 (async () => {
-  const dbName = `auth_bench_${process.pid}`;
-  await admin(`CREATE DATABASE ${dbName}`);
-  const url = new URL(SERVER_URL);
-  url.pathname = `/${dbName}`;
-  const { child, base, cwd } = await startApp(url.toString(), 3950);
+  const database = await freshPostgresDatabase(SERVER_URL, `auth_bench_${process.pid}`);
+  const { child, base, cwd, stop } = await startBenchApp(database.url, 3950);
   try {
     const signup = await fetch(`${base}/api/v1/auth/signup`, {
       method: 'POST',
@@ -183,10 +157,9 @@ function row(name, result, extra = '') {
     console.log(row('POST /api/v1/auth/signup', signupRun));
     console.log(`${'peak RSS of the app'.padEnd(34)} ${String(rss).padStart(7)} MiB`);
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await stop();
     rmSync(cwd, { recursive: true, force: true });
-    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await database.drop();
   }
 })().catch((error) => {
   console.error(error);

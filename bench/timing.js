@@ -3,26 +3,14 @@
 // PostgreSQL database; 50 alternating requests per pair, one at a time; medians and their ratio.
 //   BENCH_DATABASE_URL   PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test)
 'use strict';
-const { spawn } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
 const { mkdtempSync, rmSync } = require('node:fs');
 const os = require('node:os');
 const { join } = require('node:path');
-const { Client } = require('pg');
+const { freshPostgresDatabase, startApp } = require('./support');
 
 const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const MAIN = join(__dirname, '..', 'dist', 'src', 'main.js');
 const ROUNDS = 50;
-
-async function admin(sql) {
-  const client = new Client({ connectionString: SERVER_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -51,41 +39,26 @@ async function pair(base, path, known, unknown) {
 }
 
 (async () => {
-  const dbName = `auth_timing_${process.pid}`;
-  await admin(`CREATE DATABASE ${dbName}`);
-  const url = new URL(SERVER_URL);
-  url.pathname = `/${dbName}`;
+  const database = await freshPostgresDatabase(SERVER_URL, `auth_timing_${process.pid}`);
   const cwd = mkdtempSync(join(os.tmpdir(), 'auth-timing-'));
-  const port = 3970;
-  const child = spawn(process.execPath, [MAIN], {
-    cwd,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      DATABASE_URL: url.toString(),
-      JWT_SECRET: randomBytes(48).toString('base64'),
-      RATE_LIMIT_PER_MINUTE: '0',
-      SIGNIN_MAX_FAILURES: '100',
-      PASSWORD_RESET_MAILS_PER_HOUR: '100',
-      MAIL_REQUESTS_PER_ACCOUNT_PER_HOUR: '1000',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const base = `http://127.0.0.1:${port}`;
+  const env = {
+    ...process.env,
+    DATABASE_URL: database.url,
+    JWT_SECRET: randomBytes(48).toString('base64'),
+    RATE_LIMIT_PER_MINUTE: '0',
+    SIGNIN_MAX_FAILURES: '100',
+    PASSWORD_RESET_MAILS_PER_HOUR: '100',
+    MAIL_REQUESTS_PER_ACCOUNT_PER_HOUR: '1000',
+  };
+  const { base, stop } = await startApp({ env, port: 3970, cwd, stdio: ['ignore', 'ignore', 'inherit'] });
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${base}/health/live`)).ok) break;
-      } catch {}
-      if (i > 300) throw new Error('app did not start');
-      await new Promise((r) => setTimeout(r, 100));
-    }
     const email = 'timing@example.com';
-    await fetch(`${base}/api/v1/auth/signup`, {
+    const signup = await fetch(`${base}/api/v1/auth/signup`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email, username: 'timing', password: 'a timing passphrase' }),
+      body: JSON.stringify({ email, username: 'timekeeper', password: 'an unrelated passphrase 9' }),
     });
+    if (signup.status !== 201) throw new Error(`sign-up failed: ${signup.status} ${await signup.text()}`);
     // Warm-up: JIT, connection pool, prepared paths.
     for (let i = 0; i < 10; i++) await timed(base, '/api/v1/auth/forgot-password', { email: 'warm@example.com' });
 
@@ -100,10 +73,9 @@ async function pair(base, path, known, unknown) {
       );
     }
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await stop();
     rmSync(cwd, { recursive: true, force: true });
-    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await database.drop();
   }
 })().catch((error) => {
   console.error(error);
