@@ -3,38 +3,13 @@
 // (/health/live) and the guarded one (/api/v1/auth/me). The app runs in its own process; autocannon
 // drives it from this one. Usage: npm run bench:adapters [-- seconds]
 'use strict';
-const { spawn } = require('node:child_process');
 const { mkdtempSync, rmSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const autocannon = require('autocannon');
+const { startApp } = require('./support');
 
 const seconds = Number(process.argv[2] ?? 5);
-const main = join(__dirname, '..', 'dist', 'src', 'main.js');
-
-async function startApp(adapter, port, dir) {
-  const child = spawn(process.execPath, [main], {
-    cwd: dir,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HTTP_ADAPTER: adapter,
-      JWT_SECRET: 'benchmark-secret-of-at-least-32-bytes-long',
-      RATE_LIMIT_PER_MINUTE: '0',
-      DATABASE_URL: `sqlite:${join(dir, 'bench.sqlite')}`,
-    },
-    stdio: 'ignore',
-  });
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${base}/health/live`)).ok) return { child, base };
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill();
-  throw new Error(`${adapter} app did not start`);
-}
 
 function run(url, headers) {
   return new Promise((resolve, reject) => {
@@ -44,20 +19,28 @@ function run(url, headers) {
 
 async function measure(adapter, port) {
   const dir = mkdtempSync(join(tmpdir(), 'auth-bench-'));
-  const { child, base } = await startApp(adapter, port, dir);
+  const env = {
+    ...process.env,
+    HTTP_ADAPTER: adapter,
+    JWT_SECRET: 'benchmark-secret-of-at-least-32-bytes-long',
+    RATE_LIMIT_PER_MINUTE: '0',
+    DATABASE_URL: `sqlite:${join(dir, 'bench.sqlite')}`,
+  };
+  const { base, stop } = await startApp({ env, port, cwd: dir });
   try {
     const signup = await fetch(`${base}/api/v1/auth/signup`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ email: 'load@example.com', username: 'loadtester', password: 'benchmark password' }),
     });
+    if (signup.status !== 201) throw new Error(`sign-up failed: ${signup.status} ${await signup.text()}`);
     const { access_token } = await signup.json();
     await run(`${base}/health/live`, {}); // warm-up
     const live = await run(`${base}/health/live`, {});
     const me = await run(`${base}/api/v1/auth/me`, { authorization: `Bearer ${access_token}` });
     return { adapter, live, me };
   } finally {
-    child.kill();
+    await stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
