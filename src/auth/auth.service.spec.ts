@@ -339,6 +339,7 @@ describe(AuthService.name, () => {
       mocks.users.findByEmail.mockResolvedValue(user);
 
       const response = await sut.forgotPassword({ email: 'ada@example.com' }, ctx);
+      await sut.settled(); // the mail is queued after the answer
 
       expect(mocks.users.lockForUpdate).toHaveBeenCalledWith(TX, 7);
       expect(mocks.outbox.enqueueWithinCap).toHaveBeenCalledWith(TX, 'password-reset', user, 3);
@@ -358,8 +359,10 @@ describe(AuthService.name, () => {
     it('answers the same when the account has had its share of reset mails, and logs the cap', async () => {
       mocks.users.findByEmail.mockResolvedValue(userStub());
       const allowed = await sut.forgotPassword({ email: 'ada@example.com' }, ctx);
+      await sut.settled();
       mocks.outbox.enqueueWithinCap.mockResolvedValue(false);
       const capped = await sut.forgotPassword({ email: 'ada@example.com' }, ctx);
+      await sut.settled();
 
       expect(capped).toEqual(allowed);
       expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);

@@ -5,6 +5,7 @@ import {
   Injectable,
   Logger,
   NotFoundException,
+  OnApplicationShutdown,
   UnauthorizedException,
 } from '@nestjs/common';
 import { TooManyRequestsException } from '../common/exceptions';
@@ -39,8 +40,9 @@ import { MailRequestLimiter, MailRoute, SigninFailureLimiter } from './signin-fa
  * it, and the worker is woken once that commits: no request waits for SMTP.
  */
 @Injectable()
-export class AuthService {
+export class AuthService implements OnApplicationShutdown {
   private readonly logger = new Logger('AuthEvents');
+  private readonly pending = new Set<Promise<void>>();
 
   constructor(
     private readonly users: UsersService,
@@ -116,12 +118,31 @@ export class AuthService {
     const user = await this.users.findByEmail(dto.email);
     if (!user) {
       this.audit('password_reset_requested_unknown_email', null, ctx);
-    } else if (await this.mailWithinCap('password-reset', user, this.config.rateLimit.passwordResetMailsPerHour)) {
-      this.audit('password_reset_requested', user.id, ctx);
     } else {
-      this.audit('password_reset_mail_capped', user.id, ctx);
+      // Queued after the answer: the outbox transaction would otherwise make a known email's answer
+      // measurably slower than an unknown one's, which tells a stranger which emails have accounts.
+      this.afterResponse('password_reset_request', ctx, async () => {
+        const queued = await this.mailWithinCap('password-reset', user, this.config.rateLimit.passwordResetMailsPerHour);
+        this.audit(queued ? 'password_reset_requested' : 'password_reset_mail_capped', user.id, ctx);
+      });
     }
     return { message: AuthMessages.RESET_EMAIL_SENT };
+  }
+
+  /** Resolves once the work queued by `afterResponse` so far has finished (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all(this.pending);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.settled();
+  }
+
+  private afterResponse(what: string, ctx: RequestContext, work: () => Promise<void>): void {
+    const running: Promise<void> = work()
+      .catch((error: Error) => this.logger.error(`${what} failed request_id=${ctx.requestId}: ${error.message}`, error.stack))
+      .finally(() => this.pending.delete(running));
+    this.pending.add(running);
   }
 
   async resetPassword(dto: ResetPasswordDto, ctx: RequestContext): Promise<SuccessResponse> {

@@ -5,6 +5,7 @@ import type TestAgent from 'supertest/lib/agent';
 import { DataSource } from 'typeorm';
 import { authOptionsFrom } from '../../src/app.module';
 import { createApp, HttpAdapterKind } from '../../src/app.setup';
+import { AuthService } from '../../src/auth/auth.service';
 import type { MailOptions } from '../../src/auth/auth-options.interface';
 import { loadAppConfig } from '../../src/config/app-config';
 import { OutboxMessage } from '../../src/mail/outbox-message.entity';
@@ -79,6 +80,7 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
       offsetMs += ms;
     },
     drainMail: async (timeoutMs = 10_000) => {
+      await app.get(AuthService).settled(); // mails queued after a response (forgot-password)
       const deadline = Date.now() + timeoutMs;
       while ((await outbox.countBy({ status: 'pending' })) > 0) {
         if (Date.now() > deadline) throw new Error(`outbox still has pending messages after ${timeoutMs} ms`);
