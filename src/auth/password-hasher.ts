@@ -1,15 +1,15 @@
-import { Inject, Injectable, OnModuleInit, ServiceUnavailableException } from '@nestjs/common';
+import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
 import * as argon2 from 'argon2';
 import { randomBytes } from 'node:crypto';
 import { QueueFullError, WorkLimiter } from '../common/bounded-queue';
+import { ServiceBusyException } from '../common/exceptions';
 import { AUTH_CONFIG, AuthConfig } from './auth-config';
 import { AuthErrors } from './auth.errors';
 
 /** 503 with Retry-After: the hashing queue is full; the client should come back in a moment. */
-export class HashingBusyException extends ServiceUnavailableException {
-  readonly retryAfterSeconds = 1;
+export class HashingBusyException extends ServiceBusyException {
   constructor() {
-    super(AuthErrors.BUSY);
+    super(AuthErrors.BUSY, 1);
   }
 }
 

@@ -23,6 +23,16 @@ export class TooManyRequestsException extends HttpException {
   }
 }
 
+/** 503 that says how long to wait: the service is saturated, not broken. */
+export class ServiceBusyException extends HttpException {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message, HttpStatus.SERVICE_UNAVAILABLE);
+  }
+}
+
 /**
  * 500 whose public detail is the route's generic message; `cause` is logged, never shown, because
  * driver and library messages can carry SQL, paths or user data.

@@ -3,8 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { ThrottlerException } from '@nestjs/throttler';
 import { STATUS_CODES } from 'node:http';
 import { AuthErrors } from '../auth/auth.errors';
-import { HashingBusyException } from '../auth/password-hasher';
-import { FieldError, TooManyRequestsException, ValidationFailedException } from './exceptions';
+import { FieldError, ServiceBusyException, TooManyRequestsException, ValidationFailedException } from './exceptions';
 import { requestIdOf } from './request-id';
 
 /** RFC 9457 problem details. */
@@ -74,7 +73,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (problem.status === HttpStatus.UNAUTHORIZED) {
       httpAdapter.setHeader(response, 'WWW-Authenticate', 'Bearer');
     }
-    if (exception instanceof TooManyRequestsException || exception instanceof HashingBusyException) {
+    if (exception instanceof TooManyRequestsException || exception instanceof ServiceBusyException) {
       httpAdapter.setHeader(response, 'Retry-After', String(exception.retryAfterSeconds));
     }
     if (exception instanceof TooManyRequestsException) {
