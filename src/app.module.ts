@@ -11,6 +11,9 @@ export function authOptionsFrom(config: AppConfig): AuthModuleOptions {
   return {
     jwtSecret: config.jwtSecret,
     accessTokenTtlSeconds: config.accessTokenExpireMinutes * 60,
+    refreshTokenTtlSeconds: config.refreshTokenExpireDays * 24 * 3600,
+    refreshTokenReuseGraceSeconds: config.refreshTokenReuseGraceSeconds,
+    refreshTokenCookie: config.refreshTokenCookie,
     passwordResetTokenTtlSeconds: config.passwordResetTokenExpireMinutes * 60,
     passwordResetUrl: config.passwordResetUrl,
     emailVerificationUrl: config.emailVerificationUrl,

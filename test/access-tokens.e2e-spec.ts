@@ -18,10 +18,23 @@ function base64url(value: unknown): string {
   return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 }
 
+/** The session id the tests' forged tokens carry: a live session of the test user (set in beforeAll). */
+let liveSessionId: string;
+
 /** The claims of a genuine access token of this user, changed by `overrides`; `omit` drops claims. */
 function claimsFor(userId: number, overrides: Claims = {}, omit: string[] = []): Claims {
   const now = Math.floor(Date.now() / 1000);
-  const claims: Claims = { sub: String(userId), typ: 'access', ver: 0, iss: ISSUER, aud: AUDIENCE, iat: now, exp: now + 300, ...overrides };
+  const claims: Claims = {
+    sub: String(userId),
+    typ: 'access',
+    ver: 0,
+    sid: liveSessionId,
+    iss: ISSUER,
+    aud: AUDIENCE,
+    iat: now,
+    exp: now + 300,
+    ...overrides,
+  };
   for (const name of omit) delete claims[name];
   return claims;
 }
@@ -93,6 +106,7 @@ describe.each(matrix(DATABASES))('access tokens on %s with %s', (databaseKind, a
       env: { ACCESS_TOKEN_EXPIRE_MINUTES: '5' },
     });
     user = await signUp(t.http);
+    liveSessionId = (jwt.decode(user.token) as jwt.JwtPayload).sid as string;
   });
 
   afterAll(async () => {
@@ -112,6 +126,7 @@ describe.each(matrix(DATABASES))('access tokens on %s with %s', (databaseKind, a
         expect(decoded.header.alg).toBe('HS256');
         const payload = decoded.payload as jwt.JwtPayload;
         expect(payload).toMatchObject({ sub: String(signup.userId), typ: 'access', iss: ISSUER, aud: AUDIENCE });
+        expect(payload.sid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
         expect(typeof payload.sub).toBe('string');
         expect(payload.exp! - payload.iat!).toBe(5 * 60);
         expect(Math.abs(payload.iat! - Date.now() / 1000)).toBeLessThan(60);
@@ -184,6 +199,9 @@ describe.each(matrix(DATABASES))('access tokens on %s with %s', (databaseKind, a
       ['ver as a string', { ver: '0' }, []],
       ['an older ver', { ver: -1 }, []],
       ['a newer ver', { ver: 1 }, []],
+      ['no sid', {}, ['sid']],
+      ['a sid that is not a session id', { sid: 'x' }, []],
+      ['the sid of no session', { sid: '00000000-0000-4000-8000-000000000000' }, []],
     ])('rejects a token with %s', async (_name, overrides, omit) => {
       await expectRejected(forge(claimsFor(user.userId, overrides, omit)));
     });

@@ -32,6 +32,8 @@ describe.each(matrix(DATABASES))('auth contract on %s with %s', (databaseKind, a
         access_token: expect.stringMatching(/^[\w-]+\.[\w-]+\.[\w-]+$/),
         token_type: 'bearer',
         expires_in: 1800,
+        refresh_token: expect.stringMatching(/^[\w-]{43}$/),
+        refresh_expires_in: 30 * 24 * 3600,
         user: {
           id: expect.any(Number),
           email: account.email,

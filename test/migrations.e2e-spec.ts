@@ -45,15 +45,31 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
     const shown = typeorm('migration:show', database.url);
     expect(shown).toMatch(/\[ \] CreateAuthTables1764080000000/);
     expect(shown).toMatch(/\[ \] MailOutboxAndEmailVerification1764090000000/);
+    expect(shown).toMatch(/\[ \] SessionsAndRefreshTokens1764100000000/);
 
     typeorm('migration:run', database.url);
     const applied = typeorm('migration:show', database.url);
     expect(applied).toMatch(/\[X\] .*CreateAuthTables1764080000000/);
     expect(applied).toMatch(/\[X\] .*MailOutboxAndEmailVerification1764090000000/);
+    expect(applied).toMatch(/\[X\] .*SessionsAndRefreshTokens1764100000000/);
     expect(await tables()).toEqual(
-      expect.arrayContaining(['migrations', 'users', 'password_reset_tokens', 'email_verification_tokens', 'mail_outbox']),
+      expect.arrayContaining([
+        'migrations',
+        'users',
+        'password_reset_tokens',
+        'email_verification_tokens',
+        'mail_outbox',
+        'user_sessions',
+        'refresh_tokens',
+      ]),
     );
     expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at']));
+
+    typeorm('migration:revert', database.url);
+    const withoutSessions = await tables();
+    expect(withoutSessions).toEqual(expect.arrayContaining(['users', 'mail_outbox']));
+    expect(withoutSessions).not.toContain('user_sessions');
+    expect(withoutSessions).not.toContain('refresh_tokens');
 
     typeorm('migration:revert', database.url);
     const afterFirstRevert = await tables();

@@ -13,6 +13,8 @@ export interface AccessTokenClaims {
   typ: typeof ACCESS_TOKEN_TYPE;
   /** The user's token version when the token was issued; see `User.tokenVersion`. */
   ver: number;
+  /** The session the token belongs to: it stops working when the session ends. */
+  sid: string;
 }
 
 export interface IssuedAccessToken {
@@ -27,11 +29,12 @@ export class AccessTokenService {
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
-  issue(user: { id: number; tokenVersion: number }): IssuedAccessToken {
+  issue(user: { id: number; tokenVersion: number }, sessionId: string): IssuedAccessToken {
     const claims: AccessTokenClaims & { iat: number } = {
       sub: String(user.id),
       typ: ACCESS_TOKEN_TYPE,
       ver: user.tokenVersion,
+      sid: sessionId,
       iat: Math.floor(this.config.clock().getTime() / 1000),
     };
     const token = this.jwt.sign(claims, {

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type Redis from 'ioredis';
+import { SessionsService } from '../sessions/sessions.service';
 import { User } from '../users/user.entity';
 import { UserChanges } from '../users/user-changes';
 import { UsersService } from '../users/users.service';
@@ -8,20 +9,28 @@ import { AUTH_CONFIG, AuthConfig } from './auth-config';
 import { RedisConnection } from './redis-connection';
 
 const CHANNEL = 'auth:user-changed';
+
+interface CachedUser {
+  user: User;
+  /** Ids of the user's live sessions when the entry was read. */
+  sessions: Set<string>;
+  expiresAt: number;
+}
+
 /** Bounds memory: one entry is a few hundred bytes, so the cache stays under a few MiB. */
 const MAX_ENTRIES = 10_000;
 
 /**
- * Short-lived copies of users for the access-token check, which runs on every guarded request: without
- * it each request costs a database round trip (measured: the guarded route at 0.12 of the bare route's
- * throughput on PostgreSQL). A change made through this module (password change or reset, activation)
- * drops the copy at once on this instance, and through Redis pub/sub on every instance when Redis is
+ * Short-lived copies of users, with the ids of their live sessions, for the access-token check, which
+ * runs on every guarded request: without it each request costs database round trips (measured: the
+ * guarded route at 0.12 of the bare route's throughput on PostgreSQL). A change made through this module
+ * (password change or reset, activation, a session ended) drops the copy at once on this instance, and through Redis pub/sub on every instance when Redis is
  * configured; a change made behind the module's back (SQL by hand) is seen within `ttlMs`.
  */
 @Injectable()
 export class AccessUserCache implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(AccessUserCache.name);
-  private readonly entries = new Map<number, { user: User; expiresAt: number }>();
+  private readonly entries = new Map<number, CachedUser>();
   private readonly ttlMs: number;
   private readonly instanceId = randomUUID();
   private subscriber: Redis | null = null;
@@ -31,6 +40,7 @@ export class AccessUserCache implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
     private readonly users: UsersService,
+    private readonly sessions: SessionsService,
     private readonly changes: UserChanges,
     private readonly redis: RedisConnection,
   ) {
@@ -67,23 +77,34 @@ export class AccessUserCache implements OnModuleInit, OnApplicationShutdown {
     this.subscriber?.disconnect();
   }
 
-  /** The user, from the cache while fresh, else from the database. The caller gets its own copy. */
-  async get(id: number): Promise<User | null> {
-    if (this.ttlMs === 0) return this.users.findById(id);
+  /**
+   * The user and whether `sessionId` is one of their live sessions, from the cache while fresh, else
+   * from the database; null when there is no such user. The caller gets its own copy of the user. A
+   * session missing from a fresh entry may have been opened since (a sign-in, here or on another
+   * instance): the entry is read again before the session is called dead.
+   */
+  async get(id: number, sessionId: string): Promise<{ user: User; sessionLive: boolean } | null> {
     const now = this.config.clock().getTime();
     const cached = this.entries.get(id);
-    if (cached && cached.expiresAt > now) return Object.assign(new User(), cached.user);
+    let entry: CachedUser | null | undefined = cached && cached.expiresAt > now ? cached : undefined;
+    if (!entry?.sessions.has(sessionId)) entry = await this.load(id, now);
+    if (!entry) return null;
+    return { user: Object.assign(new User(), entry.user), sessionLive: entry.sessions.has(sessionId) };
+  }
+
+  private async load(id: number, now: number): Promise<CachedUser | null> {
     const invalidationsBefore = this.invalidations;
-    const user = await this.users.findById(id);
+    const [user, sessions] = await Promise.all([this.users.findById(id), this.sessions.liveSessionIds(id)]);
     if (!user) {
       this.entries.delete(id);
       return null;
     }
-    if (this.invalidations === invalidationsBefore) {
+    const entry = { user, sessions, expiresAt: now + this.ttlMs };
+    if (this.ttlMs > 0 && this.invalidations === invalidationsBefore) {
       if (this.entries.size >= MAX_ENTRIES) this.evictExpiredOrOldest(now);
-      this.entries.set(id, { user, expiresAt: now + this.ttlMs });
+      this.entries.set(id, entry);
     }
-    return Object.assign(new User(), user);
+    return entry;
   }
 
   private drop(userId: number): void {

@@ -8,6 +8,9 @@ export interface AuthConfig {
   jwtIssuer: string;
   jwtAudience: string;
   accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  refreshTokenReuseGraceSeconds: number;
+  refreshTokenCookie: boolean;
   passwordResetTokenTtlSeconds: number;
   passwordResetUrl: URL;
   emailVerificationUrl: URL;
@@ -99,6 +102,13 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     jwtIssuer: options.jwtIssuer ?? 'auth-service',
     jwtAudience: options.jwtAudience ?? 'auth-service',
     accessTokenTtlSeconds: positiveInteger('accessTokenTtlSeconds', options.accessTokenTtlSeconds ?? 1800),
+    refreshTokenTtlSeconds: positiveInteger('refreshTokenTtlSeconds', options.refreshTokenTtlSeconds ?? 30 * 24 * 3600),
+    refreshTokenReuseGraceSeconds: positiveInteger(
+      'refreshTokenReuseGraceSeconds',
+      options.refreshTokenReuseGraceSeconds ?? 10,
+      0,
+    ),
+    refreshTokenCookie: options.refreshTokenCookie ?? false,
     passwordResetTokenTtlSeconds: positiveInteger(
       'passwordResetTokenTtlSeconds',
       options.passwordResetTokenTtlSeconds ?? 1800,

@@ -76,6 +76,22 @@ export interface AuthModuleOptions {
   jwtAudience?: string;
   /** Access token lifetime in seconds. Default 1800 (30 minutes). */
   accessTokenTtlSeconds?: number;
+  /**
+   * How long a session lasts without being used, in seconds: each refresh starts the period again.
+   * Default 2592000 (30 days).
+   */
+  refreshTokenTtlSeconds?: number;
+  /**
+   * A spent refresh token presented again within this many seconds gets the same successor again (two
+   * tabs refreshing at once both stay signed in); later, it is taken for a stolen copy and its whole
+   * session is revoked. Default 10.
+   */
+  refreshTokenReuseGraceSeconds?: number;
+  /**
+   * Send the refresh token in an HttpOnly, Secure, SameSite=Strict cookie scoped to `/api/v1/auth`
+   * instead of the response body, and read it from there on refresh (for browser apps). Default false.
+   */
+  refreshTokenCookie?: boolean;
   /** Password reset token lifetime in seconds. Default 1800 (30 minutes). */
   passwordResetTokenTtlSeconds?: number;
   /** Page of the client app that takes `?token=…` and posts it to `/reset-password`. Never taken from a request. */

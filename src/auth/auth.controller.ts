@@ -1,4 +1,19 @@
-import { Body, Controller, Get, HttpCode, HttpStatus, Post, UseFilters, UseGuards, UseInterceptors, UsePipes } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  HttpStatus,
+  Param,
+  Post,
+  Req,
+  Res,
+  UseFilters,
+  UseGuards,
+  UseInterceptors,
+  UsePipes,
+} from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiBearerAuth,
@@ -21,18 +36,24 @@ import { User } from '../users/user.entity';
 import { AuthThrottlerGuard } from './auth-throttler.guard';
 import { AuthErrors } from './auth.errors';
 import { AuthService } from './auth.service';
-import { CurrentUser, Public, RequestContext, RequestCtx } from './decorators';
+import { CurrentSessionId, CurrentUser, Public, RequestContext, RequestCtx } from './decorators';
 import {
   ChangePasswordDto,
   ForgotPasswordDto,
+  RefreshTokenDto,
   ResendVerificationDto,
   ResetPasswordDto,
   SignInDto,
   SignUpDto,
   VerifyEmailDto,
 } from './dto/requests.dto';
-import { ProblemResponse, SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
+import { ProblemResponse, SessionResponse, SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
 import { JwtAuthGuard } from './jwt-auth.guard';
+import { RefreshTokenCookie } from './refresh-token-cookie';
+
+/** What the routes need of Express's and Fastify's request and response objects. */
+type HttpRequest = Parameters<RefreshTokenCookie['read']>[0];
+type HttpResponse = Parameters<RefreshTokenCookie['deliver']>[0];
 
 const problem = { type: ProblemResponse, description: 'application/problem+json' } as const;
 
@@ -46,7 +67,10 @@ const problem = { type: ProblemResponse, description: 'application/problem+json'
 @UseInterceptors(UnexpectedErrorInterceptor)
 @UsePipes(createValidationPipe())
 export class AuthController {
-  constructor(private readonly auth: AuthService) {}
+  constructor(
+    private readonly auth: AuthService,
+    private readonly refreshCookie: RefreshTokenCookie,
+  ) {}
 
   @Post('signup')
   @Public()
@@ -55,8 +79,12 @@ export class AuthController {
   @ApiCreatedResponse({ type: TokenResponse })
   @ApiBadRequestResponse({ ...problem, description: 'Email already registered / Username already taken' })
   @ApiInternalServerErrorResponse(problem)
-  signUp(@Body() dto: SignUpDto, @RequestCtx() ctx: RequestContext): Promise<TokenResponse> {
-    return this.auth.signUp(dto, ctx);
+  async signUp(
+    @Body() dto: SignUpDto,
+    @RequestCtx() ctx: RequestContext,
+    @Res({ passthrough: true }) response: HttpResponse,
+  ): Promise<TokenResponse> {
+    return this.refreshCookie.deliver(response, await this.auth.signUp(dto, ctx));
   }
 
   @Post('signin')
@@ -71,8 +99,103 @@ export class AuthController {
     description: 'User account is inactive / Email not verified (when verification is required)',
   })
   @ApiInternalServerErrorResponse(problem)
-  signIn(@Body() dto: SignInDto, @RequestCtx() ctx: RequestContext): Promise<TokenResponse> {
-    return this.auth.signIn(dto, ctx);
+  async signIn(
+    @Body() dto: SignInDto,
+    @RequestCtx() ctx: RequestContext,
+    @Res({ passthrough: true }) response: HttpResponse,
+  ): Promise<TokenResponse> {
+    return this.refreshCookie.deliver(response, await this.auth.signIn(dto, ctx));
+  }
+
+  @Post('refresh')
+  @Public()
+  @HttpCode(HttpStatus.OK)
+  @OnUnexpectedError(AuthErrors.REFRESH_FAILED)
+  @ApiOperation({
+    summary: 'Exchange a refresh token for a new access token and a new refresh token',
+    description:
+      'The presented refresh token is spent. Presented again within REFRESH_TOKEN_REUSE_GRACE_SECONDS it gets the ' +
+      'same successor (parallel tabs); later, the whole session is revoked. In cookie mode the token is read ' +
+      'from the `refresh_token` cookie and the new one is set there.',
+  })
+  @ApiOkResponse({ type: TokenResponse })
+  @ApiUnauthorizedResponse({ ...problem, description: 'Invalid or expired refresh token' })
+  @ApiForbiddenResponse({ ...problem, description: 'User account is inactive / Email not verified' })
+  @ApiInternalServerErrorResponse(problem)
+  async refresh(
+    @Body() dto: RefreshTokenDto,
+    @RequestCtx() ctx: RequestContext,
+    @Req() request: HttpRequest,
+    @Res({ passthrough: true }) response: HttpResponse,
+  ): Promise<TokenResponse> {
+    const presented = this.refreshCookie.read(request, dto.refresh_token);
+    return this.refreshCookie.deliver(response, await this.auth.refresh(presented, ctx));
+  }
+
+  @Post('signout')
+  @UseGuards(JwtAuthGuard)
+  @HttpCode(HttpStatus.OK)
+  @OnUnexpectedError(AuthErrors.SIGNOUT_FAILED)
+  @ApiBearerAuth()
+  @ApiOperation({ summary: 'End the current session: its access and refresh tokens stop working at once' })
+  @ApiOkResponse({ type: SuccessResponse })
+  @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })
+  @ApiInternalServerErrorResponse(problem)
+  signOut(
+    @CurrentUser() user: User,
+    @CurrentSessionId() sessionId: string,
+    @RequestCtx() ctx: RequestContext,
+    @Res({ passthrough: true }) response: HttpResponse,
+  ): Promise<SuccessResponse> {
+    this.refreshCookie.clear(response);
+    return this.auth.signOut(user, sessionId, ctx);
+  }
+
+  @Post('signout-all')
+  @UseGuards(JwtAuthGuard)
+  @HttpCode(HttpStatus.OK)
+  @OnUnexpectedError(AuthErrors.SIGNOUT_FAILED)
+  @ApiBearerAuth()
+  @ApiOperation({ summary: 'End every session of the user, this one included' })
+  @ApiOkResponse({ type: SuccessResponse })
+  @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })
+  @ApiInternalServerErrorResponse(problem)
+  signOutEverywhere(
+    @CurrentUser() user: User,
+    @RequestCtx() ctx: RequestContext,
+    @Res({ passthrough: true }) response: HttpResponse,
+  ): Promise<SuccessResponse> {
+    this.refreshCookie.clear(response);
+    return this.auth.signOutEverywhere(user, ctx);
+  }
+
+  @Get('sessions')
+  @UseGuards(JwtAuthGuard)
+  @OnUnexpectedError(AuthErrors.SESSIONS_FAILED)
+  @ApiBearerAuth()
+  @ApiOperation({ summary: "The user's live sessions, most recently used first; `current` marks this one" })
+  @ApiOkResponse({ type: [SessionResponse] })
+  @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })
+  @ApiInternalServerErrorResponse(problem)
+  listSessions(@CurrentUser() user: User, @CurrentSessionId() sessionId: string): Promise<SessionResponse[]> {
+    return this.auth.listSessions(user, sessionId);
+  }
+
+  @Delete('sessions/:id')
+  @UseGuards(JwtAuthGuard)
+  @OnUnexpectedError(AuthErrors.SESSIONS_FAILED)
+  @ApiBearerAuth()
+  @ApiOperation({ summary: "End one of the user's sessions (sign a lost device out)" })
+  @ApiOkResponse({ type: SuccessResponse })
+  @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })
+  @ApiNotFoundResponse({ ...problem, description: 'Session not found (also for another user\'s session)' })
+  @ApiInternalServerErrorResponse(problem)
+  endSession(
+    @CurrentUser() user: User,
+    @Param('id') sessionId: string,
+    @RequestCtx() ctx: RequestContext,
+  ): Promise<SuccessResponse> {
+    return this.auth.endSession(user, sessionId, ctx);
   }
 
   @Post('forgot-password')
@@ -91,7 +214,7 @@ export class AuthController {
   @HttpCode(HttpStatus.OK)
   @OnUnexpectedError(AuthErrors.RESET_PASSWORD_FAILED)
   @ApiOperation({
-    summary: 'Set a new password with the token from the reset email; ends every access token and mails a notice',
+    summary: 'Set a new password with the token from the reset email; ends every session and mails a notice',
   })
   @ApiOkResponse({ type: SuccessResponse })
   @ApiBadRequestResponse({ ...problem, description: 'Invalid or expired token' })
@@ -131,7 +254,7 @@ export class AuthController {
   @HttpCode(HttpStatus.OK)
   @OnUnexpectedError(AuthErrors.CHANGE_PASSWORD_FAILED)
   @ApiBearerAuth()
-  @ApiOperation({ summary: 'Change the password; ends every access token, including this one, and mails a notice' })
+  @ApiOperation({ summary: 'Change the password; ends every session, including this one, and mails a notice' })
   @ApiOkResponse({ type: SuccessResponse })
   @ApiBadRequestResponse({ ...problem, description: 'Incorrect current password' })
   @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })

@@ -11,6 +11,8 @@ export const AuthErrors = {
   INCORRECT_CURRENT_PASSWORD: 'Incorrect current password',
   NOT_AUTHENTICATED: 'Not authenticated',
   INVALID_ACCESS_TOKEN: 'Could not validate credentials',
+  INVALID_REFRESH_TOKEN: 'Invalid or expired refresh token',
+  SESSION_NOT_FOUND: 'Session not found',
   TOO_MANY_REQUESTS: 'Too many requests, try again later',
   BUSY: 'The service is busy, try again in a moment',
   TOO_MANY_MAIL_REQUESTS: 'Too many requests for this email address, try again later',
@@ -22,6 +24,9 @@ export const AuthErrors = {
   CHANGE_PASSWORD_FAILED: 'Error changing password',
   VERIFY_EMAIL_FAILED: 'Error verifying email',
   RESEND_VERIFICATION_FAILED: 'Error processing verification request',
+  REFRESH_FAILED: 'Error refreshing token',
+  SIGNOUT_FAILED: 'Error signing out',
+  SESSIONS_FAILED: 'Error managing sessions',
 } as const;
 
 export const AuthMessages = {
@@ -29,5 +34,8 @@ export const AuthMessages = {
   PASSWORD_RESET: 'Password reset successfully',
   PASSWORD_CHANGED: 'Password changed successfully',
   EMAIL_VERIFIED: 'Email verified successfully',
+  SIGNED_OUT: 'Signed out successfully',
+  SIGNED_OUT_EVERYWHERE: 'Signed out of all sessions',
+  SESSION_ENDED: 'Session ended',
   VERIFICATION_EMAIL_SENT: 'If the email is registered and not yet verified, a verification link has been sent',
 } as const;

@@ -8,6 +8,9 @@ import { MailOutbox } from '../mail/mail-outbox.service';
 import { MailService } from '../mail/mail.service';
 import { OutboxMessage } from '../mail/outbox-message.entity';
 import { MAIL_SEND_TIMEOUT_MS, OutboxWorker } from '../mail/outbox.worker';
+import { RefreshToken } from '../sessions/refresh-token.entity';
+import { Session } from '../sessions/session.entity';
+import { SessionsService } from '../sessions/sessions.service';
 import { User } from '../users/user.entity';
 import { UserChanges } from '../users/user-changes';
 import { UsersService } from '../users/users.service';
@@ -28,10 +31,11 @@ import { PasswordPolicy } from './password-policy';
 import { PasswordResetToken } from './password-reset-token.entity';
 import { PasswordResetTokensService } from './password-reset-tokens.service';
 import { RedisConnection } from './redis-connection';
+import { RefreshTokenCookie } from './refresh-token-cookie';
 import { MailRequestLimiter, SigninFailureLimiter } from './signin-failures';
 
 /** Every entity the module needs the host's DataSource to know (and its migrations to create). */
-export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, OutboxMessage];
+export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, OutboxMessage, Session, RefreshToken];
 
 /**
  * Sign-up, sign-in, password recovery and change under `/api/v1/auth`, plus `JwtAuthGuard` and
@@ -78,6 +82,7 @@ export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, 
     AuthThrottlerGuard,
     UsersService,
     UserChanges,
+    SessionsService,
     AccessUserCache,
     PasswordHasher,
     PasswordPolicy,
@@ -88,8 +93,9 @@ export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, 
     MailRequestLimiter,
     JwtStrategy,
     JwtAuthGuard,
+    RefreshTokenCookie,
     AuthService,
   ],
-  exports: [AuthService, UsersService, JwtAuthGuard, AUTH_CONFIG, RedisConnection],
+  exports: [AuthService, UsersService, SessionsService, JwtAuthGuard, AUTH_CONFIG, RedisConnection],
 })
 export class AuthModule extends AuthConfigurableModule {}

@@ -4,6 +4,7 @@ import { TooManyRequestsException } from '../common/exceptions';
 import type { TransactionRunner } from '../common/transaction-runner';
 import type { MailOutbox } from '../mail/mail-outbox.service';
 import type { OutboxWorker } from '../mail/outbox.worker';
+import type { SessionsService } from '../sessions/sessions.service';
 import { User } from '../users/user.entity';
 import { UserAlreadyExistsError, UsersService } from '../users/users.service';
 import { AccessTokenService } from './access-token.service';
@@ -53,7 +54,7 @@ async function expectRejection(promise: Promise<unknown>, type: new (message: st
   await expect(promise).rejects.toHaveProperty('message', detail);
 }
 
-const ctx: RequestContext = { requestId: 'req-1', ip: '203.0.113.9' };
+const ctx: RequestContext = { requestId: 'req-1', ip: '203.0.113.9', userAgent: 'jest' };
 const NOW = new Date('2026-03-04T05:06:07.000Z');
 /** Stands for the transaction every write of one flow must share. */
 const TX = { transaction: 'tx' } as unknown as EntityManager;
@@ -100,7 +101,12 @@ function newMocks() {
       enqueueWithinCap: jest.fn().mockResolvedValue(true),
     },
     mailWorker: { wake: jest.fn() },
+    sessions: {
+      start: jest.fn().mockResolvedValue({ sessionId: 'session-1', refreshToken: 'refresh-1' }),
+      revokeAll: jest.fn().mockResolvedValue(undefined),
+    },
     config: {
+      refreshTokenTtlSeconds: 2_592_000,
       requireVerifiedEmail: false,
       rateLimit: { passwordResetMailsPerHour: 3, verificationMailsPerHour: 4 },
       clock: () => NOW,
@@ -131,6 +137,7 @@ describe(AuthService.name, () => {
       mocks.transactions as unknown as TransactionRunner,
       mocks.outbox as unknown as MailOutbox,
       mocks.mailWorker as unknown as OutboxWorker,
+      mocks.sessions as unknown as SessionsService,
       mocks.config as unknown as AuthConfig,
     );
   });
@@ -155,11 +162,14 @@ describe(AuthService.name, () => {
         expect.any(Function),
       );
       expect(mocks.outbox.enqueue).toHaveBeenCalledWith(TX, 'welcome', user);
+      expect(mocks.sessions.start).toHaveBeenCalledWith(TX, 7, { userAgent: 'jest', ip: '203.0.113.9' });
       expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);
       expect(response).toEqual({
         access_token: 'signed.jwt.token',
         token_type: 'bearer',
         expires_in: 1800,
+        refresh_token: 'refresh-1',
+        refresh_expires_in: 2_592_000,
         user: {
           id: 7,
           email: 'ada@example.com',
@@ -257,7 +267,9 @@ describe(AuthService.name, () => {
       expect(response.access_token).toBe('signed.jwt.token');
       expect(response.user).not.toHaveProperty('hashed_password');
       expect(JSON.stringify(response)).not.toContain(STORED_HASH);
-      expect(mocks.accessTokens.issue).toHaveBeenCalledWith(user);
+      expect(mocks.sessions.start).toHaveBeenCalledWith(TX, 7, { userAgent: 'jest', ip: '203.0.113.9' });
+      expect(mocks.accessTokens.issue).toHaveBeenCalledWith(user, 'session-1');
+      expect(response.refresh_token).toBe('refresh-1');
       expect(mocks.signinFailures.clear).toHaveBeenCalledWith('ada@example.com');
       expect(mocks.signinFailures.recordFailure).not.toHaveBeenCalled();
       expect(mocks.users.replacePasswordHash).not.toHaveBeenCalled();
@@ -407,6 +419,7 @@ describe(AuthService.name, () => {
       expect(mocks.hasher.hash).toHaveBeenCalledWith('a new password');
       expect(mocks.resetTokens.redeem).toHaveBeenCalledWith(TX, 'reset-token');
       expect(mocks.users.changePassword).toHaveBeenCalledWith(TX, 7, NEW_HASH);
+      expect(mocks.sessions.revokeAll).toHaveBeenCalledWith(TX, 7);
       expect(mocks.users.markVerified).toHaveBeenCalledWith(TX, 7, NOW);
       expect(mocks.outbox.enqueue).toHaveBeenCalledWith(TX, 'password-changed', user);
       expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);
@@ -436,6 +449,7 @@ describe(AuthService.name, () => {
       await expect(sut.changePassword(userStub(), dto, ctx)).resolves.toEqual({ message: 'Password changed successfully' });
       expect(mocks.hasher.verify).toHaveBeenCalledWith(STORED_HASH, PASSWORD);
       expect(mocks.users.changePassword).toHaveBeenCalledWith(TX, 7, NEW_HASH);
+      expect(mocks.sessions.revokeAll).toHaveBeenCalledWith(TX, 7);
       expect(mocks.outbox.enqueue).toHaveBeenCalledWith(TX, 'password-changed', expect.objectContaining({ id: 7 }));
       expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);
     });

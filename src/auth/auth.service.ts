@@ -8,10 +8,12 @@ import {
   OnApplicationShutdown,
   UnauthorizedException,
 } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
 import { TooManyRequestsException } from '../common/exceptions';
 import { TransactionRunner } from '../common/transaction-runner';
 import { CappedKind, MailOutbox } from '../mail/mail-outbox.service';
 import { OutboxWorker } from '../mail/outbox.worker';
+import { Rotation, SessionClient, SessionsService, StartedSession } from '../sessions/sessions.service';
 import { User } from '../users/user.entity';
 import { normalizeEmail, UserAlreadyExistsError, UsersService } from '../users/users.service';
 import { AccessTokenService } from './access-token.service';
@@ -27,7 +29,7 @@ import {
   SignUpDto,
   VerifyEmailDto,
 } from './dto/requests.dto';
-import { SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
+import { SessionResponse, SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
 import { EmailVerificationTokensService } from './email-verification-tokens.service';
 import { PasswordHasher } from './password-hasher';
 import { PasswordPolicy } from './password-policy';
@@ -56,6 +58,7 @@ export class AuthService implements OnApplicationShutdown {
     private readonly transactions: TransactionRunner,
     private readonly outbox: MailOutbox,
     private readonly mailWorker: OutboxWorker,
+    private readonly sessions: SessionsService,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
@@ -71,15 +74,19 @@ export class AuthService implements OnApplicationShutdown {
       hashedPassword: await this.hasher.hash(dto.password),
     };
     let user: User;
+    let session!: StartedSession;
     try {
-      user = await this.users.create(newUser, (manager, created) => this.outbox.enqueue(manager, 'welcome', created));
+      user = await this.users.create(newUser, async (manager, created) => {
+        await this.outbox.enqueue(manager, 'welcome', created);
+        session = await this.sessions.start(manager, created.id, clientOf(ctx));
+      });
     } catch (error) {
       if (error instanceof UserAlreadyExistsError) throw this.alreadyExists(error.field);
       throw error;
     }
     this.mailWorker.wake();
-    this.audit('signed_up', user.id, ctx);
-    return this.tokenResponse(user);
+    this.audit('signed_up', user.id, ctx, session.sessionId);
+    return this.tokenResponse(user, session);
   }
 
   async signIn(dto: SignInDto, ctx: RequestContext): Promise<TokenResponse> {
@@ -109,8 +116,72 @@ export class AuthService implements OnApplicationShutdown {
       await this.users.replacePasswordHash(user.id, await this.hasher.hash(dto.password));
     }
     await this.signinFailures.clear(email);
-    this.audit('signed_in', user.id, ctx);
-    return this.tokenResponse(user);
+    const session = await this.transactions.run((manager) => this.sessions.start(manager, user.id, clientOf(ctx)));
+    this.audit('signed_in', user.id, ctx, session.sessionId);
+    return this.tokenResponse(user, session);
+  }
+
+  /**
+   * Exchanges a refresh token for new tokens. The account must still be allowed in (active, verified when
+   * required); when it is not, the transaction rolls back and the presented token stays as it was.
+   */
+  async refresh(presented: string | undefined, ctx: RequestContext): Promise<TokenResponse> {
+    const { rotation, user } = presented
+      ? await this.transactions.run((manager) => this.rotateForAllowedUser(manager, presented, ctx))
+      : { rotation: { outcome: 'invalid' } as const, user: null };
+    if (rotation.outcome === 'rotated' && user) {
+      this.audit(rotation.repeated ? 'refreshed_within_grace' : 'refreshed', user.id, ctx, rotation.sessionId);
+      return this.tokenResponse(user, rotation);
+    }
+    if (rotation.outcome === 'reused') {
+      // A token spent a while ago came back: one of its two holders is not the owner. The session is over.
+      this.logger.warn(this.auditLine('refresh_token_reused', rotation.userId, ctx, rotation.sessionId));
+    } else {
+      this.audit('refresh_failed', null, ctx);
+    }
+    throw new UnauthorizedException(AuthErrors.INVALID_REFRESH_TOKEN);
+  }
+
+  /**
+   * The account must still be allowed in (active, verified when required); when it is not, the throw
+   * rolls the rotation back and the presented token stays as it was.
+   */
+  private async rotateForAllowedUser(
+    manager: EntityManager,
+    presented: string,
+    ctx: RequestContext,
+  ): Promise<{ rotation: Rotation; user: User | null }> {
+    const rotation = await this.sessions.rotate(manager, presented, clientOf(ctx));
+    if (rotation.outcome !== 'rotated') return { rotation, user: null };
+    // Never null: deleting a user deletes its sessions (ON DELETE CASCADE).
+    const user = (await this.users.findById(rotation.userId, manager))!;
+    if (!user.isActive) throw new ForbiddenException(AuthErrors.INACTIVE_USER);
+    if (this.config.requireVerifiedEmail && !user.isVerified) throw new ForbiddenException(AuthErrors.EMAIL_NOT_VERIFIED);
+    return { rotation, user };
+  }
+
+  async signOut(user: User, sessionId: string, ctx: RequestContext): Promise<SuccessResponse> {
+    await this.sessions.revoke(user.id, sessionId);
+    this.audit('signed_out', user.id, ctx, sessionId);
+    return { message: AuthMessages.SIGNED_OUT };
+  }
+
+  async signOutEverywhere(user: User, ctx: RequestContext): Promise<SuccessResponse> {
+    await this.transactions.run((manager) => this.sessions.revokeAll(manager, user.id));
+    this.audit('signed_out_everywhere', user.id, ctx);
+    return { message: AuthMessages.SIGNED_OUT_EVERYWHERE };
+  }
+
+  async listSessions(user: User, currentSessionId: string): Promise<SessionResponse[]> {
+    const sessions = await this.sessions.listLive(user.id);
+    return sessions.map((session) => SessionResponse.from(session, currentSessionId));
+  }
+
+  /** Ends one of the user's own sessions; someone else's id is answered like an unknown one. */
+  async endSession(user: User, sessionId: string, ctx: RequestContext): Promise<SuccessResponse> {
+    if (!(await this.sessions.revoke(user.id, sessionId))) throw new NotFoundException(AuthErrors.SESSION_NOT_FOUND);
+    this.audit('session_ended', user.id, ctx, sessionId);
+    return { message: AuthMessages.SESSION_ENDED };
   }
 
   async forgotPassword(dto: ForgotPasswordDto, ctx: RequestContext): Promise<SuccessResponse> {
@@ -159,6 +230,7 @@ export class AuthService implements OnApplicationShutdown {
       const found = await this.users.findById(userId, manager);
       if (!found) throw new NotFoundException(AuthErrors.USER_NOT_FOUND);
       await this.users.changePassword(manager, found.id, hashedPassword);
+      await this.sessions.revokeAll(manager, found.id);
       // The link came to this address: following it proves the address as well as a verification would.
       await this.users.markVerified(manager, found.id, this.config.clock());
       await this.outbox.enqueue(manager, 'password-changed', found);
@@ -182,6 +254,7 @@ export class AuthService implements OnApplicationShutdown {
     const hashedPassword = await this.hasher.hash(dto.new_password);
     await this.transactions.run(async (manager) => {
       await this.users.changePassword(manager, user.id, hashedPassword);
+      await this.sessions.revokeAll(manager, user.id);
       await this.outbox.enqueue(manager, 'password-changed', user);
     });
     this.mailWorker.wake();
@@ -234,12 +307,14 @@ export class AuthService implements OnApplicationShutdown {
     return queued;
   }
 
-  private tokenResponse(user: User): TokenResponse {
-    const { token, expiresInSeconds } = this.accessTokens.issue(user);
+  private tokenResponse(user: User, session: StartedSession): TokenResponse {
+    const { token, expiresInSeconds } = this.accessTokens.issue(user, session.sessionId);
     return {
       access_token: token,
       token_type: 'bearer',
       expires_in: expiresInSeconds,
+      refresh_token: session.refreshToken,
+      refresh_expires_in: this.config.refreshTokenTtlSeconds,
       user: UserResponse.from(user),
     };
   }
@@ -250,8 +325,17 @@ export class AuthService implements OnApplicationShutdown {
     );
   }
 
-  /** One line per auth event: what, which user, which request, from where. Never a credential. */
-  private audit(event: string, userId: number | null, ctx: RequestContext): void {
-    this.logger.log(`event=${event} user_id=${userId ?? '-'} request_id=${ctx.requestId} ip=${ctx.ip}`);
+  /** One line per auth event: what, which user (and session), which request, from where. Never a credential. */
+  private audit(event: string, userId: number | null, ctx: RequestContext, sessionId?: string): void {
+    this.logger.log(this.auditLine(event, userId, ctx, sessionId));
   }
+
+  private auditLine(event: string, userId: number | null, ctx: RequestContext, sessionId?: string): string {
+    const session = sessionId ? ` session_id=${sessionId}` : '';
+    return `event=${event} user_id=${userId ?? '-'}${session} request_id=${ctx.requestId} ip=${ctx.ip}`;
+  }
+}
+
+function clientOf(ctx: RequestContext): SessionClient {
+  return { userAgent: ctx.userAgent, ip: ctx.ip };
 }

@@ -11,13 +11,28 @@ export const CurrentUser = createParamDecorator((_data: unknown, context: Execut
   return context.switchToHttp().getRequest<{ user?: unknown }>().user;
 });
 
+/** Where the guard leaves the id of the session the access token belongs to. */
+export const SESSION_ID_KEY = Symbol('authSessionId');
+
+export interface AuthenticatedRequest {
+  [SESSION_ID_KEY]?: string;
+}
+
+/** The id of the session whose access token authenticated this request (routes behind `JwtAuthGuard`). */
+export const CurrentSessionId = createParamDecorator((_data: unknown, context: ExecutionContext) => {
+  return context.switchToHttp().getRequest<AuthenticatedRequest>()[SESSION_ID_KEY];
+});
+
 /** Who and where, for audit log lines. */
 export interface RequestContext {
   requestId: string;
   ip: string;
+  /** The User-Agent header, recorded on sessions. */
+  userAgent: string | null;
 }
 
 export const RequestCtx = createParamDecorator((_data: unknown, context: ExecutionContext): RequestContext => {
-  const request = context.switchToHttp().getRequest<{ ip?: string }>();
-  return { requestId: requestIdOf(request), ip: request.ip ?? 'unknown' };
+  const request = context.switchToHttp().getRequest<{ ip?: string; headers: Record<string, string | string[] | undefined> }>();
+  const userAgent = request.headers['user-agent'];
+  return { requestId: requestIdOf(request), ip: request.ip ?? 'unknown', userAgent: typeof userAgent === 'string' ? userAgent : null };
 });

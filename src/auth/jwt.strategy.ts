@@ -6,11 +6,13 @@ import { ACCESS_TOKEN_TYPE, JWT_ALGORITHM } from './access-token.service';
 import { AccessUserCache } from './access-user-cache';
 import { AUTH_CONFIG, AuthConfig } from './auth-config';
 import { AuthErrors } from './auth.errors';
+import { AuthenticatedRequest, SESSION_ID_KEY } from './decorators';
 
 /** Named so it cannot clash with a `jwt` strategy the host app registers for itself. */
 export const AUTH_JWT_STRATEGY = 'auth-jwt';
 
 const USER_ID = /^[1-9][0-9]{0,9}$/;
+const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Ids are 32-bit integers; a larger `sub` would make PostgreSQL fail the lookup instead of finding nobody. */
 const MAX_USER_ID = 2 ** 31 - 1;
 
@@ -29,28 +31,33 @@ export class JwtStrategy extends PassportStrategy(Strategy, AUTH_JWT_STRATEGY) {
       issuer: config.jwtIssuer,
       audience: config.jwtAudience,
       ignoreExpiration: false,
+      passReqToCallback: true,
     });
   }
 
   /** Runs after the signature, `exp`, `iss` and `aud` checked out. */
-  async validate(payload: Record<string, unknown>): Promise<User> {
-    const { sub, typ, ver, exp } = payload;
+  async validate(request: AuthenticatedRequest, payload: Record<string, unknown>): Promise<User> {
+    const { sub, typ, ver, sid, exp } = payload;
     const wellFormed =
       typ === ACCESS_TOKEN_TYPE &&
       typeof sub === 'string' &&
       USER_ID.test(sub) &&
       Number(sub) <= MAX_USER_ID &&
       Number.isInteger(ver) &&
+      typeof sid === 'string' &&
+      SESSION_ID.test(sid) &&
       // jsonwebtoken checks `exp` only when present; a token without one would never expire.
       typeof exp === 'number';
     if (!wellFormed) {
       throw new UnauthorizedException(AuthErrors.INVALID_ACCESS_TOKEN);
     }
-    const user = await this.users.get(Number(sub));
-    if (!user) throw new NotFoundException(AuthErrors.USER_NOT_FOUND);
-    // A password change or reset bumped the version: this token predates it.
-    if (user.tokenVersion !== ver) throw new UnauthorizedException(AuthErrors.INVALID_ACCESS_TOKEN);
+    const found = await this.users.get(Number(sub), sid);
+    if (!found) throw new NotFoundException(AuthErrors.USER_NOT_FOUND);
+    const { user, sessionLive } = found;
+    // A password change or reset bumped the version: this token predates it. Or its session has ended.
+    if (user.tokenVersion !== ver || !sessionLive) throw new UnauthorizedException(AuthErrors.INVALID_ACCESS_TOKEN);
     if (!user.isActive) throw new ForbiddenException(AuthErrors.INACTIVE_USER);
+    request[SESSION_ID_KEY] = sid;
     return user;
   }
 }

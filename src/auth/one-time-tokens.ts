@@ -1,11 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { EntityManager, IsNull, Repository } from 'typeorm';
+import { newOpaqueToken, sha256Hex } from '../common/opaque-tokens';
 import type { TransactionRunner } from '../common/transaction-runner';
 import type { OneTimeToken } from './one-time-token.entity';
-
-function sha256Hex(value: string): string {
-  return createHash('sha256').update(value).digest('hex');
-}
 
 /**
  * Single-use secrets that travel by mail (password reset, email verification). Only the SHA-256 of a
@@ -21,9 +17,7 @@ export abstract class OneTimeTokens {
 
   /** Returns a new token for the user and voids every older one, so only the latest mailed link works. */
   async issue(userId: number): Promise<string> {
-    // 256 bits from the CSPRNG: guessing is hopeless, so a plain SHA-256 (no salt, no slow hash) is enough
-    // to keep the stored value useless to someone who reads the table.
-    const token = randomBytes(32).toString('base64url');
+    const token = newOpaqueToken();
     const now = this.clock();
     await this.transactions.run(async (manager) => {
       const tokens = manager.getRepository<OneTimeToken>(this.repository.target);

@@ -15,6 +15,9 @@ export interface AppConfig {
   /** True when no JWT_SECRET was given and a random one was made for this process. */
   jwtSecretGenerated: boolean;
   accessTokenExpireMinutes: number;
+  refreshTokenExpireDays: number;
+  refreshTokenReuseGraceSeconds: number;
+  refreshTokenCookie: boolean;
   passwordResetTokenExpireMinutes: number;
   passwordResetUrl: string;
   emailVerificationUrl: string;
@@ -156,6 +159,9 @@ export function loadAppConfig(env: Env): AppConfig {
     jwtSecret,
     jwtSecretGenerated,
     accessTokenExpireMinutes: integer(env, 'ACCESS_TOKEN_EXPIRE_MINUTES', 30, 1, 24 * 60),
+    refreshTokenExpireDays: integer(env, 'REFRESH_TOKEN_EXPIRE_DAYS', 30, 1, 365),
+    refreshTokenReuseGraceSeconds: integer(env, 'REFRESH_TOKEN_REUSE_GRACE_SECONDS', 10, 0, 300),
+    refreshTokenCookie: boolean(env, 'REFRESH_TOKEN_COOKIE', false),
     passwordResetTokenExpireMinutes: integer(env, 'PASSWORD_RESET_TOKEN_EXPIRE_MINUTES', 30, 1, 24 * 60),
     passwordResetUrl: url(env, 'PASSWORD_RESET_URL', 'http://localhost:3000/reset-password', ['http:', 'https:'])!,
     emailVerificationUrl: url(env, 'EMAIL_VERIFICATION_URL', 'http://localhost:3000/verify-email', ['http:', 'https:'])!,

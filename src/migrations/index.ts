@@ -1,5 +1,10 @@
 import { CreateAuthTables1764080000000 } from './1764080000000-create-auth-tables';
 import { MailOutboxAndEmailVerification1764090000000 } from './1764090000000-mail-outbox-and-email-verification';
+import { SessionsAndRefreshTokens1764100000000 } from './1764100000000-sessions-and-refresh-tokens';
 
 /** The module's migrations, in order. A host app adds them to its DataSource's `migrations`. */
-export const AUTH_MIGRATIONS = [CreateAuthTables1764080000000, MailOutboxAndEmailVerification1764090000000];
+export const AUTH_MIGRATIONS = [
+  CreateAuthTables1764080000000,
+  MailOutboxAndEmailVerification1764090000000,
+  SessionsAndRefreshTokens1764100000000,
+];

@@ -101,3 +101,11 @@ export class ChangePasswordDto {
   @IsNewPassword()
   new_password: string;
 }
+
+export class RefreshTokenDto {
+  @ApiPropertyOptional({ description: 'The refresh token from sign-up, sign-in or the last refresh (omit in cookie mode)' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 512)
+  refresh_token?: string;
+}

@@ -1,4 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
+import type { Session } from '../../sessions/session.entity';
 import type { User } from '../../users/user.entity';
 
 export class UserResponse {
@@ -47,8 +48,50 @@ export class TokenResponse {
   @ApiProperty({ example: 1800, description: 'Seconds until the access token expires' })
   expires_in: number;
 
+  @ApiProperty({
+    required: false,
+    description:
+      'Opaque refresh token for POST /refresh; single use (each refresh returns the next one). ' +
+      'Absent when REFRESH_TOKEN_COOKIE is on: it travels in the HttpOnly `refresh_token` cookie instead',
+  })
+  refresh_token?: string;
+
+  @ApiProperty({ example: 2592000, description: 'Seconds the refresh token (and its session) stays valid unused' })
+  refresh_expires_in: number;
+
   @ApiProperty({ type: UserResponse })
   user: UserResponse;
+}
+
+export class SessionResponse {
+  @ApiProperty({ example: '8f14e45f-ceea-467f-a0e6-2b1e5c3a9d4b', description: 'Id for DELETE /sessions/{id}' })
+  id: string;
+
+  @ApiProperty({ example: '2026-11-25T14:51:26.000Z', format: 'date-time', description: 'Sign-in or sign-up time' })
+  created_at: string;
+
+  @ApiProperty({ example: '2026-11-25T15:21:26.000Z', format: 'date-time', description: 'Sign-in or latest refresh' })
+  last_used_at: string;
+
+  @ApiProperty({ example: 'Mozilla/5.0 (X11; Linux x86_64) Firefox/142.0', nullable: true, type: String })
+  user_agent: string | null;
+
+  @ApiProperty({ example: '203.0.113.7', nullable: true, type: String, description: 'Client address at the last use' })
+  ip: string | null;
+
+  @ApiProperty({ example: true, description: 'Whether this is the session of the access token making the request' })
+  current: boolean;
+
+  static from(session: Session, currentSessionId: string | undefined): SessionResponse {
+    return {
+      id: session.id,
+      created_at: session.createdAt.toISOString(),
+      last_used_at: session.lastUsedAt.toISOString(),
+      user_agent: session.userAgent,
+      ip: session.ip,
+      current: session.id === currentSessionId,
+    };
+  }
 }
 
 export class SuccessResponse {

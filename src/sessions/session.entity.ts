@@ -1,0 +1,47 @@
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
+import { User } from '../users/user.entity';
+
+/**
+ * One signed-in device: born at sign-up or sign-in, kept alive by refreshes. It is also the family of
+ * its refresh tokens: every token rotated from the first belongs to it, so a stolen token presented
+ * again ends the session for the thief and the owner alike. Access tokens name it (`sid`), and the
+ * access check refuses them once it is revoked.
+ */
+@Entity('user_sessions')
+@Index('IDX_user_sessions_user_id', ['userId'])
+@Index('IDX_user_sessions_expires_at', ['expiresAt'])
+export class Session {
+  /** A random UUID: shown to its owner, never guessable from another session's id. */
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id: string;
+
+  @Column({ name: 'user_id', type: 'integer' })
+  userId: number;
+
+  @ManyToOne(() => User, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'user_id' })
+  user?: User;
+
+  @Column({ name: 'created_at', type: Date })
+  createdAt: Date;
+
+  /** The sign-in or the latest refresh. Guarded requests do not touch it: that would be a write per request. */
+  @Column({ name: 'last_used_at', type: Date })
+  lastUsedAt: Date;
+
+  /** `REFRESH_TOKEN_EXPIRE_DAYS` after the last use: a session left alone that long ends by itself. */
+  @Column({ name: 'expires_at', type: Date })
+  expiresAt: Date;
+
+  /** Set by sign-out, a password change or reset, or a refresh token presented again too late. */
+  @Column({ name: 'revoked_at', type: Date, nullable: true })
+  revokedAt: Date | null;
+
+  /** As sent at the last use, cut to 512 characters. */
+  @Column({ name: 'user_agent', type: 'varchar', length: 512, nullable: true })
+  userAgent: string | null;
+
+  /** Client address at the last use (as `TRUST_PROXY` resolves it). */
+  @Column({ type: 'varchar', length: 45, nullable: true })
+  ip: string | null;
+}

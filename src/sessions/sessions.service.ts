@@ -1,0 +1,208 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { createHmac, hkdfSync, randomUUID } from 'node:crypto';
+import { EntityManager, In, IsNull, LessThanOrEqual, MoreThan, Not, Repository } from 'typeorm';
+import { AUTH_CONFIG, AuthConfig } from '../auth/auth-config';
+import { newOpaqueToken, sha256Hex } from '../common/opaque-tokens';
+import { TransactionRunner } from '../common/transaction-runner';
+import { UserChanges } from '../users/user-changes';
+import { RefreshToken } from './refresh-token.entity';
+import { Session } from './session.entity';
+
+/** Where a session is used from, as recorded on it. */
+export interface SessionClient {
+  userAgent: string | null;
+  ip: string | null;
+}
+
+export interface StartedSession {
+  sessionId: string;
+  refreshToken: string;
+}
+
+/** What presenting a refresh token led to. */
+export type Rotation =
+  /** A new refresh token for the session (`repeated`: the same one an earlier, racing request got). */
+  | { outcome: 'rotated'; sessionId: string; userId: number; refreshToken: string; repeated: boolean }
+  /** A token spent longer ago than the grace window: the session has just been revoked. */
+  | { outcome: 'reused'; sessionId: string; userId: number }
+  /** Unknown, expired, or of a revoked session. */
+  | { outcome: 'invalid' };
+
+const USER_AGENT_MAX = 512;
+const IP_MAX = 45;
+const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
+const PRUNE_BATCH = 1000;
+
+/**
+ * Sessions and their refresh tokens. A refresh token is spent by its first use and replaced; every
+ * token a session was given is kept (as a SHA-256) until it would have expired, so an old one presented
+ * again is recognised. Revoking a session is announced through `UserChanges` once committed, which drops
+ * the access check's cached copy: the session's access tokens stop working at once.
+ */
+@Injectable()
+export class SessionsService implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(SessionsService.name);
+  /**
+   * Keys the successor of a refresh token: HMAC(key, token). The successor can be given again to a
+   * request racing the first one without ever being stored, and only someone holding the spent token
+   * (and the key) can compute it. Derived from the JWT secret, so there is no second secret to manage.
+   */
+  private readonly successorKey: Buffer;
+  private pruneTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    @InjectRepository(Session) private readonly sessions: Repository<Session>,
+    private readonly transactions: TransactionRunner,
+    private readonly changes: UserChanges,
+    @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
+  ) {
+    this.successorKey = Buffer.from(hkdfSync('sha256', config.jwtKey.export(), '', 'refresh token successor', 32));
+  }
+
+  onModuleInit(): void {
+    this.pruneTimer = setInterval(() => {
+      this.prune().catch((error: Error) => this.logger.error(`session pruning failed: ${error.message}`, error.stack));
+    }, PRUNE_INTERVAL_MS);
+    this.pruneTimer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.pruneTimer);
+  }
+
+  /** Opens a session for the user in the caller's transaction and returns its first refresh token. */
+  async start(manager: EntityManager, userId: number, client: SessionClient): Promise<StartedSession> {
+    const now = this.config.clock();
+    const sessionId = randomUUID();
+    await manager.getRepository(Session).insert({
+      id: sessionId,
+      userId,
+      createdAt: now,
+      lastUsedAt: now,
+      expiresAt: this.expiryFrom(now),
+      revokedAt: null,
+      ...clientColumns(client),
+    });
+    const refreshToken = newOpaqueToken();
+    await manager.getRepository(RefreshToken).insert({ tokenHash: sha256Hex(refreshToken), sessionId, createdAt: now, spentAt: null });
+    return { sessionId, refreshToken };
+  }
+
+  /**
+   * Spends `presented` and gives its session a successor, in the caller's transaction. The conditional
+   * UPDATE is the claim: of several requests presenting one token at once exactly one changes the row
+   * (on PostgreSQL the others wait for its commit and then find the token spent), and the others get
+   * the same successor because it is derived from the token, not drawn at random.
+   */
+  async rotate(manager: EntityManager, presented: string, client: SessionClient): Promise<Rotation> {
+    const tokens = manager.getRepository(RefreshToken);
+    const sessions = manager.getRepository(Session);
+    const tokenHash = sha256Hex(presented);
+    const token = await tokens.findOneBy({ tokenHash });
+    const session = token && (await sessions.findOneBy({ id: token.sessionId }));
+    const now = this.config.clock();
+    if (!token || !session || session.revokedAt !== null || session.expiresAt <= now || this.expiryFrom(token.createdAt) <= now) {
+      return { outcome: 'invalid' };
+    }
+    const rotated = { outcome: 'rotated', sessionId: session.id, userId: session.userId } as const;
+    const successor = this.successorOf(presented);
+    let spentAt = token.spentAt;
+    if (spentAt === null) {
+      const claim = await tokens.update({ tokenHash, spentAt: IsNull() }, { spentAt: now });
+      if (claim.affected === 1) {
+        await tokens.insert({ tokenHash: sha256Hex(successor), sessionId: session.id, createdAt: now, spentAt: null });
+        await sessions.update({ id: session.id }, { lastUsedAt: now, expiresAt: this.expiryFrom(now), ...clientColumns(client) });
+        return { ...rotated, refreshToken: successor, repeated: false };
+      }
+      spentAt = (await tokens.findOneBy({ tokenHash }))!.spentAt!; // a racing request spent it first
+    }
+    if (now.getTime() - spentAt.getTime() <= this.config.refreshTokenReuseGraceSeconds * 1000) {
+      return { ...rotated, refreshToken: successor, repeated: true };
+    }
+    await this.revokeWhere(manager, session.userId, { id: session.id });
+    return { outcome: 'reused', sessionId: session.id, userId: session.userId };
+  }
+
+  /** Ends one live session of the user; false when the user has no such live session. */
+  revoke(userId: number, sessionId: string): Promise<boolean> {
+    return this.transactions.run((manager) => this.revokeWhere(manager, userId, { id: sessionId }));
+  }
+
+  /** Ends every session of the user, in the caller's transaction (password change and reset). */
+  async revokeAll(manager: EntityManager, userId: number): Promise<void> {
+    await this.revokeWhere(manager, userId, {});
+  }
+
+  /** The user's live sessions, most recently used first. */
+  listLive(userId: number): Promise<Session[]> {
+    return this.sessions.find({
+      where: { userId, revokedAt: IsNull(), expiresAt: MoreThan(this.config.clock()) },
+      order: { lastUsedAt: 'DESC', createdAt: 'DESC' },
+    });
+  }
+
+  /** Ids of the user's live sessions, for the access check. */
+  async liveSessionIds(userId: number): Promise<Set<string>> {
+    const rows = await this.sessions.find({
+      select: { id: true },
+      where: { userId, revokedAt: IsNull(), expiresAt: MoreThan(this.config.clock()) },
+    });
+    return new Set(rows.map((row) => row.id));
+  }
+
+  /**
+   * Deletes revoked and expired sessions (their refresh tokens go with them), and spent refresh tokens
+   * old enough to have expired anyway. Runs hourly on every instance, in small batches so no transaction
+   * holds the tables for long; returns the number of sessions deleted.
+   */
+  async prune(): Promise<number> {
+    const now = this.config.clock();
+    const tokensExpiredBefore = new Date(now.getTime() - this.config.refreshTokenTtlSeconds * 1000);
+    let deleted = 0;
+    for (;;) {
+      const batch = await this.transactions.run(async (manager) => {
+        const ids = (
+          await manager.getRepository(Session).find({
+            select: { id: true },
+            where: [{ revokedAt: Not(IsNull()) }, { expiresAt: LessThanOrEqual(now) }],
+            take: PRUNE_BATCH,
+          })
+        ).map((row) => row.id);
+        if (ids.length === 0) return 0;
+        // Explicit rather than left to ON DELETE CASCADE, which SQLite applies only with foreign_keys on.
+        await manager.getRepository(RefreshToken).delete({ sessionId: In(ids) });
+        await manager.getRepository(Session).delete({ id: In(ids) });
+        return ids.length;
+      });
+      deleted += batch;
+      if (batch < PRUNE_BATCH) break;
+    }
+    await this.transactions.run((manager) =>
+      manager.getRepository(RefreshToken).delete({ spentAt: Not(IsNull()), createdAt: LessThanOrEqual(tokensExpiredBefore) }),
+    );
+    return deleted;
+  }
+
+  private async revokeWhere(manager: EntityManager, userId: number, which: { id?: string }): Promise<boolean> {
+    const result = await manager
+      .getRepository(Session)
+      .update({ ...which, userId, revokedAt: IsNull(), expiresAt: MoreThan(this.config.clock()) }, { revokedAt: this.config.clock() });
+    if (!result.affected) return false;
+    // After the commit: a cache refilled before it would see the session still live.
+    this.transactions.afterCommit(manager, () => this.changes.notify(userId));
+    return true;
+  }
+
+  private successorOf(token: string): string {
+    return createHmac('sha256', this.successorKey).update(token).digest('base64url');
+  }
+
+  private expiryFrom(from: Date): Date {
+    return new Date(from.getTime() + this.config.refreshTokenTtlSeconds * 1000);
+  }
+}
+
+function clientColumns(client: SessionClient): Pick<Session, 'userAgent' | 'ip'> {
+  return { userAgent: client.userAgent?.slice(0, USER_AGENT_MAX) ?? null, ip: client.ip?.slice(0, IP_MAX) ?? null };
+}
