@@ -6,9 +6,12 @@ const { Client } = require('pg');
 
 const MAIN = join(__dirname, '..', 'dist', 'src', 'main.js');
 
-/** Starts `npm start`'s entry point with `env` on `port` and resolves once /health/live answers. */
-async function startApp({ env, port, cwd, stdio = 'ignore' }) {
-  const child = spawn(process.execPath, [MAIN], { cwd, env: { ...env, PORT: String(port) }, stdio });
+/**
+ * Starts `npm start`'s entry point (or another build's main.js, `main`) with `env` on `port` and resolves
+ * once /health/live answers.
+ */
+async function startApp({ env, port, cwd, stdio = 'ignore', main = MAIN }) {
+  const child = spawn(process.execPath, [main], { cwd, env: { ...env, PORT: String(port) }, stdio });
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`app exited with ${child.exitCode}`);
