@@ -54,9 +54,11 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     app = express;
   }
   if (config.corsOrigins.length > 0) {
-    // An allow-list only: no wildcard, and no cookies are used, so credentials stay off.
+    // An allow-list only, never a wildcard. Credentials (cookies) are allowed only in refresh cookie mode,
+    // where a front end on an allowed origin must send the cookie with fetch(…, {credentials: 'include'}).
     app.enableCors({
       origin: config.corsOrigins,
+      credentials: config.refreshTokenCookie,
       methods: ['GET', 'POST', 'DELETE'],
       allowedHeaders: ['Authorization', 'Content-Type'],
       exposedHeaders: ['Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'],
