@@ -53,10 +53,31 @@ describe('standalone app', () => {
       expect(docsPage.status).toBe(200);
       expect(await docsPage.text()).toContain('swagger');
       const openapi = (await (await fetch(`${app.baseUrl}/docs-json`)).json()) as { paths: Record<string, object> };
-      const routes = ['signup', 'signin', 'forgot-password', 'reset-password', 'change-password', 'me', 'verify-email', 'resend-verification'];
+      const routes = [
+        'signup',
+        'signin',
+        'forgot-password',
+        'reset-password',
+        'change-password',
+        'me',
+        'verify-email',
+        'resend-verification',
+        'refresh',
+        'signout',
+        'signout-all',
+        'sessions',
+        'sessions/{id}',
+      ];
       for (const route of routes) {
         expect(openapi.paths).toHaveProperty([`/api/v1/auth/${route}`]);
       }
+      expect(openapi.paths['/api/v1/auth/refresh']).toHaveProperty(['post', 'responses', '401']);
+      expect(openapi.paths['/api/v1/auth/sessions/{id}']).toHaveProperty(['delete', 'responses', '404']);
+      const schemas = (openapi as unknown as { components: { schemas: Record<string, { properties: object }> } }).components.schemas;
+      expect(Object.keys(schemas.TokenResponse.properties)).toEqual(expect.arrayContaining(['refresh_token', 'refresh_expires_in']));
+      expect(Object.keys(schemas.SessionResponse.properties).sort()).toEqual(
+        ['created_at', 'current', 'id', 'ip', 'last_used_at', 'user_agent'],
+      );
       expect(openapi.paths['/api/v1/auth/signup']).toHaveProperty(['post', 'responses', '201']);
       expect(openapi.paths['/api/v1/auth/signup']).toHaveProperty(['post', 'responses', '400']);
       expect(openapi.paths['/api/v1/auth/signup']).toHaveProperty(['post', 'responses', '422']);

@@ -18,6 +18,9 @@ describe(resolveAuthConfig.name, () => {
         jwtIssuer: 'auth-service',
         jwtAudience: 'auth-service',
         accessTokenTtlSeconds: 1800,
+        refreshTokenTtlSeconds: 30 * 86_400,
+        refreshTokenReuseGraceSeconds: 10,
+        refreshTokenCookie: false,
         passwordResetTokenTtlSeconds: 1800,
         appName: 'Auth Service',
         emailVerificationTokenTtlSeconds: 86_400,
@@ -79,6 +82,19 @@ describe(resolveAuthConfig.name, () => {
         passwordHashing: { memoryCost: 65536, timeCost: 3, parallelism: 2 },
       });
       expect(sut.clock).toBe(clock);
+    });
+  });
+
+  describe('refresh tokens', () => {
+    it.each([{ refreshTokenTtlSeconds: 0 }, { refreshTokenTtlSeconds: 1.5 }, { refreshTokenReuseGraceSeconds: -1 }])(
+      'refuses %j',
+      (refresh) => {
+        expect(() => resolveAuthConfig(options(refresh))).toThrow(new RegExp(Object.keys(refresh)[0]));
+      },
+    );
+
+    it('accepts a grace window of 0 (every reuse revokes)', () => {
+      expect(resolveAuthConfig(options({ refreshTokenReuseGraceSeconds: 0 })).refreshTokenReuseGraceSeconds).toBe(0);
     });
   });
 

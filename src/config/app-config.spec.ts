@@ -81,6 +81,9 @@ describe(loadAppConfig.name, () => {
           MAIL_MAX_ATTEMPTS: '4',
           PASSWORD_RESET_MAILS_PER_HOUR: '2',
           VERIFICATION_MAILS_PER_HOUR: '5',
+          REFRESH_TOKEN_EXPIRE_DAYS: '7',
+          REFRESH_TOKEN_REUSE_GRACE_SECONDS: '0',
+          REFRESH_TOKEN_COOKIE: 'true',
         }),
       );
 
@@ -104,6 +107,9 @@ describe(loadAppConfig.name, () => {
         mailMaxAttempts: 4,
         passwordResetMailsPerHour: 2,
         verificationMailsPerHour: 5,
+        refreshTokenExpireDays: 7,
+        refreshTokenReuseGraceSeconds: 0,
+        refreshTokenCookie: true,
       });
     });
   });
@@ -116,6 +122,11 @@ describe(loadAppConfig.name, () => {
       ['PORT', '80.5'],
       ['ACCESS_TOKEN_EXPIRE_MINUTES', '0'],
       ['ACCESS_TOKEN_EXPIRE_MINUTES', '1e3'],
+      ['REFRESH_TOKEN_EXPIRE_DAYS', '0'],
+      ['REFRESH_TOKEN_EXPIRE_DAYS', '366'],
+      ['REFRESH_TOKEN_REUSE_GRACE_SECONDS', '301'],
+      ['REFRESH_TOKEN_REUSE_GRACE_SECONDS', '-1'],
+      ['REFRESH_TOKEN_COOKIE', 'yes'],
       ['PASSWORD_RESET_TOKEN_EXPIRE_MINUTES', 'thirty'],
       ['PASSWORD_RESET_TOKEN_EXPIRE_MINUTES', '100000'],
       ['RATE_LIMIT_PER_MINUTE', '-5'],
