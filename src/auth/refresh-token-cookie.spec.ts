@@ -45,6 +45,7 @@ describe(RefreshTokenCookie.name, () => {
     expect(response.headers).toEqual([]);
     expect(sut(false).read({ headers: { cookie: 'refresh_token=from-cookie' } }, 'from-body')).toBe('from-body');
     expect(() => sut(false).read({ headers: {} }, undefined)).toThrow(ValidationFailedException);
+    expect(() => sut(false).read({ headers: {} }, null)).toThrow(ValidationFailedException);
   });
 
   it('in cookie mode moves the token into an HttpOnly, Secure, SameSite=Strict cookie on the auth path', () => {
@@ -61,6 +62,7 @@ describe(RefreshTokenCookie.name, () => {
     expect(sut(true).read({ headers: { cookie: 'refresh_token=from-cookie' } }, 'from-body')).toBe('from-cookie');
     expect(sut(true).read({ headers: {} }, 'from-body')).toBe('from-body');
     expect(sut(true).read({ headers: {} }, undefined)).toBeUndefined();
+    expect(sut(true).read({ headers: {} }, null)).toBeUndefined();
     const response = responseRecorder();
     sut(true).clear(response);
     expect(response.headers).toEqual([

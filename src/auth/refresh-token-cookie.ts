@@ -42,9 +42,10 @@ export class RefreshTokenCookie {
    * The presented refresh token: from the cookie in cookie mode (the body as a fallback; undefined when
    * neither has one), else from the body, where it is required.
    */
-  read(request: CookieCarrier, fromBody: string | undefined): string | undefined {
-    if (this.config.refreshTokenCookie) return cookieValue(request.headers.cookie, REFRESH_COOKIE_NAME) ?? fromBody;
-    if (fromBody === undefined) {
+  read(request: CookieCarrier, fromBody: string | null | undefined): string | undefined {
+    if (this.config.refreshTokenCookie) return cookieValue(request.headers.cookie, REFRESH_COOKIE_NAME) ?? fromBody ?? undefined;
+    // `@IsOptional()` (for cookie mode) lets null through validation.
+    if (fromBody === undefined || fromBody === null) {
       throw new ValidationFailedException([{ field: 'refresh_token', message: 'refresh_token must be a string' }]);
     }
     return fromBody;

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { createHmac, hkdfSync, randomUUID } from 'node:crypto';
-import { EntityManager, In, IsNull, LessThanOrEqual, MoreThan, Not, Repository } from 'typeorm';
+import { EntityManager, FindOptionsWhere, In, IsNull, LessThanOrEqual, MoreThan, Not, Repository } from 'typeorm';
 import { AUTH_CONFIG, AuthConfig } from '../auth/auth-config';
 import { newOpaqueToken, sha256Hex } from '../common/opaque-tokens';
 import { TransactionRunner } from '../common/transaction-runner';
@@ -31,6 +31,11 @@ export type Rotation =
 
 const USER_AGENT_MAX = 512;
 const IP_MAX = 45;
+/**
+ * Live sessions one user may have; a sign-in beyond it ends the least recently used. Bounds the rows (and
+ * the access check's cached ids) a script signing in over and over with a known password can pile up.
+ */
+export const MAX_SESSIONS_PER_USER = 100;
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 const PRUNE_BATCH = 1000;
 
@@ -71,11 +76,22 @@ export class SessionsService implements OnModuleInit, OnApplicationShutdown {
     clearInterval(this.pruneTimer);
   }
 
-  /** Opens a session for the user in the caller's transaction and returns its first refresh token. */
+  /**
+   * Opens a session for the user in the caller's transaction and returns its first refresh token. When
+   * the user already has `MAX_SESSIONS_PER_USER` live sessions, the least recently used end.
+   */
   async start(manager: EntityManager, userId: number, client: SessionClient): Promise<StartedSession> {
     const now = this.config.clock();
+    const sessions = manager.getRepository(Session);
+    const oldest = await sessions.find({
+      select: { id: true },
+      where: this.liveOf(userId),
+      order: { lastUsedAt: 'DESC', createdAt: 'DESC' },
+      skip: MAX_SESSIONS_PER_USER - 1,
+    });
+    if (oldest.length > 0) await this.revokeWhere(manager, userId, { id: In(oldest.map((session) => session.id)) });
     const sessionId = randomUUID();
-    await manager.getRepository(Session).insert({
+    await sessions.insert({
       id: sessionId,
       userId,
       createdAt: now,
@@ -136,18 +152,12 @@ export class SessionsService implements OnModuleInit, OnApplicationShutdown {
 
   /** The user's live sessions, most recently used first. */
   listLive(userId: number): Promise<Session[]> {
-    return this.sessions.find({
-      where: { userId, revokedAt: IsNull(), expiresAt: MoreThan(this.config.clock()) },
-      order: { lastUsedAt: 'DESC', createdAt: 'DESC' },
-    });
+    return this.sessions.find({ where: this.liveOf(userId), order: { lastUsedAt: 'DESC', createdAt: 'DESC' } });
   }
 
   /** Ids of the user's live sessions, for the access check. */
   async liveSessionIds(userId: number): Promise<Set<string>> {
-    const rows = await this.sessions.find({
-      select: { id: true },
-      where: { userId, revokedAt: IsNull(), expiresAt: MoreThan(this.config.clock()) },
-    });
+    const rows = await this.sessions.find({ select: { id: true }, where: this.liveOf(userId) });
     return new Set(rows.map((row) => row.id));
   }
 
@@ -184,10 +194,13 @@ export class SessionsService implements OnModuleInit, OnApplicationShutdown {
     return deleted;
   }
 
-  private async revokeWhere(manager: EntityManager, userId: number, which: { id?: string }): Promise<boolean> {
-    const result = await manager
-      .getRepository(Session)
-      .update({ ...which, userId, revokedAt: IsNull(), expiresAt: MoreThan(this.config.clock()) }, { revokedAt: this.config.clock() });
+  private liveOf(userId: number): FindOptionsWhere<Session> {
+    return { userId, revokedAt: IsNull(), expiresAt: MoreThan(this.config.clock()) };
+  }
+
+  /** Revokes the user's live sessions among `which` (all of them for `{}`); false when there was none. */
+  private async revokeWhere(manager: EntityManager, userId: number, which: FindOptionsWhere<Session>): Promise<boolean> {
+    const result = await manager.getRepository(Session).update({ ...which, ...this.liveOf(userId) }, { revokedAt: this.config.clock() });
     if (!result.affected) return false;
     // After the commit: a cache refilled before it would see the session still live.
     this.transactions.afterCommit(manager, () => this.changes.notify(userId));

@@ -107,5 +107,5 @@ export class RefreshTokenDto {
   @IsOptional()
   @IsString()
   @Length(1, 512)
-  refresh_token?: string;
+  refresh_token?: string | null;
 }
