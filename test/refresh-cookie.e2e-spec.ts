@@ -12,6 +12,8 @@ const GRACE_MS = 10_000;
 const INVALID_REFRESH_TOKEN = 'Invalid or expired refresh token';
 const REFRESH_TOKEN = /^[A-Za-z0-9_-]{43,}$/;
 
+const ALLOWED_ORIGIN = 'https://app.example.test';
+
 const sha256Hex = (value: string) => createHash('sha256').update(value).digest('hex');
 
 const sidOf = (accessToken: string) =>
@@ -100,7 +102,12 @@ describe.each(matrix(DATABASES))('refresh token cookie on %s with %s', (database
   beforeAll(async () => {
     database = await createTestDatabase(databaseKind);
     smtp = await TestSmtpServer.start();
-    t = await startTestApp({ adapter, databaseUrl: database.url, smtpUrl: smtp.url, env: { REFRESH_TOKEN_COOKIE: 'true' } });
+    t = await startTestApp({
+      adapter,
+      databaseUrl: database.url,
+      smtpUrl: smtp.url,
+      env: { REFRESH_TOKEN_COOKIE: 'true', CORS_ORIGINS: ALLOWED_ORIGIN },
+    });
     apps.push(t);
   });
 
@@ -108,6 +115,18 @@ describe.each(matrix(DATABASES))('refresh token cookie on %s with %s', (database
     for (const app of apps) await app.close();
     await smtp?.stop();
     await database?.drop();
+  });
+
+  it('lets the allowed origin send the cookie (CORS credentials), and no other origin', async () => {
+    const preflight = (origin: string) =>
+      t.http().options(`${AUTH}/refresh`).set('Origin', origin).set('Access-Control-Request-Method', 'POST')
+        .set('Access-Control-Request-Headers', 'content-type');
+    const allowed = await preflight(ALLOWED_ORIGIN);
+    expect(allowed.status).toBeLessThan(300);
+    expect(allowed.headers['access-control-allow-origin']).toBe(ALLOWED_ORIGIN);
+    expect(allowed.headers['access-control-allow-credentials']).toBe('true');
+    const other = await preflight('https://evil.example');
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
   });
 
   it('sign-up sets the refresh token as an HttpOnly, Secure, SameSite=Strict cookie on /api/v1/auth, not in the body', async () => {
