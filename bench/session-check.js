@@ -8,6 +8,8 @@
 //                           (e.g. BASELINE_REF=HEAD CURRENT_REF=HEAD: two equal builds, the ratio should be ~1)
 //   DURATION (default 10)   seconds of each measured phase
 //   ROUNDS (default 3)      baseline/current pairs; the order flips every round
+//   USER_CACHE_TTL_SECONDS (app default 5)  passed to both apps; 0 measures the uncached path, where the
+//                           session check is part of the one query that reads the user
 //   BENCH_DATABASE_URL      a PostgreSQL server URL (default postgres://postgres@127.0.0.1:5432/test);
 //                           a fresh database per app is made on it and dropped after
 'use strict';

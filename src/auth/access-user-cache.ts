@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type Redis from 'ioredis';
-import { SessionsService } from '../sessions/sessions.service';
 import { User } from '../users/user.entity';
 import { UserChanges } from '../users/user-changes';
 import { UsersService } from '../users/users.service';
@@ -12,8 +11,8 @@ const CHANNEL = 'auth:user-changed';
 
 interface CachedUser {
   user: User;
-  /** Ids of the user's live sessions when the entry was read. */
-  sessions: Set<string>;
+  /** Sessions of the user found live since the entry was read. */
+  liveSessions: Set<string>;
   expiresAt: number;
 }
 
@@ -40,7 +39,6 @@ export class AccessUserCache implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
     private readonly users: UsersService,
-    private readonly sessions: SessionsService,
     private readonly changes: UserChanges,
     private readonly redis: RedisConnection,
   ) {
@@ -79,32 +77,35 @@ export class AccessUserCache implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * The user and whether `sessionId` is one of their live sessions, from the cache while fresh, else
-   * from the database; null when there is no such user. The caller gets its own copy of the user. A
-   * session missing from a fresh entry may have been opened since (a sign-in, here or on another
-   * instance): the entry is read again before the session is called dead.
+   * from the database in one query; null when there is no such user. The caller gets its own copy of the
+   * user. An entry remembers the sessions found live since it was read; a session it does not know (a
+   * sign-in since, here or on another instance) is looked up before it is called dead, and a dead one
+   * is never remembered, so a revoked session costs that query on each of its requests.
    */
   async get(id: number, sessionId: string): Promise<{ user: User; sessionLive: boolean } | null> {
     const now = this.config.clock().getTime();
     const cached = this.entries.get(id);
-    let entry: CachedUser | null | undefined = cached && cached.expiresAt > now ? cached : undefined;
-    if (!entry?.sessions.has(sessionId)) entry = await this.load(id, now);
-    if (!entry) return null;
-    return { user: Object.assign(new User(), entry.user), sessionLive: entry.sessions.has(sessionId) };
-  }
+    const fresh = cached && cached.expiresAt > now ? cached : undefined;
+    if (fresh?.liveSessions.has(sessionId)) return { user: Object.assign(new User(), fresh.user), sessionLive: true };
 
-  private async load(id: number, now: number): Promise<CachedUser | null> {
     const invalidationsBefore = this.invalidations;
-    const [user, sessions] = await Promise.all([this.users.findById(id), this.sessions.liveSessionIds(id)]);
-    if (!user) {
+    const found = await this.users.findByIdWithSession(id, sessionId, new Date(now));
+    if (!found) {
       this.entries.delete(id);
       return null;
     }
-    const entry = { user, sessions, expiresAt: now + this.ttlMs };
+    const { user, sessionLive } = found;
     if (this.ttlMs > 0 && this.invalidations === invalidationsBefore) {
-      if (this.entries.size >= MAX_ENTRIES) this.evictExpiredOrOldest(now);
-      this.entries.set(id, entry);
+      // A fresh entry keeps its expiry: what it remembers was read at most `ttlMs` ago.
+      const entry = fresh ?? { user, liveSessions: new Set<string>(), expiresAt: now + this.ttlMs };
+      entry.user = user;
+      if (sessionLive) entry.liveSessions.add(sessionId);
+      if (!fresh) {
+        if (this.entries.size >= MAX_ENTRIES) this.evictExpiredOrOldest(now);
+        this.entries.set(id, entry);
+      }
     }
-    return entry;
+    return { user: Object.assign(new User(), user), sessionLive };
   }
 
   private drop(userId: number): void {

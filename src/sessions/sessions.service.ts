@@ -155,12 +155,6 @@ export class SessionsService implements OnModuleInit, OnApplicationShutdown {
     return this.sessions.find({ where: this.liveOf(userId), order: { lastUsedAt: 'DESC', createdAt: 'DESC' } });
   }
 
-  /** Ids of the user's live sessions, for the access check. */
-  async liveSessionIds(userId: number): Promise<Set<string>> {
-    const rows = await this.sessions.find({ select: { id: true }, where: this.liveOf(userId) });
-    return new Set(rows.map((row) => row.id));
-  }
-
   /**
    * Deletes revoked and expired sessions (their refresh tokens go with them), and spent refresh tokens
    * old enough to have expired anyway. Runs hourly on every instance, in small batches so no transaction
