@@ -11,7 +11,7 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { ThrottlerException } from '@nestjs/throttler';
-import { InternalErrorException, TooManyRequestsException, ValidationFailedException } from './exceptions';
+import { InternalErrorException, ServiceBusyException, TooManyRequestsException, ValidationFailedException } from './exceptions';
 import { ProblemDetails, ProblemDetailsFilter } from './problem-details.filter';
 import { requestIdOf } from './request-id';
 
@@ -216,6 +216,15 @@ describe(ProblemDetailsFilter.name, () => {
       expect(reply.body.request_id).toEqual(expect.any(String));
       expect(reply.raw).not.toContain('duplicate key');
       expect(logError.mock.calls[0][1]).toContain(secret);
+    });
+
+    it('answers a busy service with 503 and Retry-After, without an error line per turned-away request', () => {
+      const reply = handle(new ServiceBusyException('The service is busy, try again in a moment', 1));
+
+      expect(reply.status).toBe(503);
+      expect(reply.headers['Retry-After']).toBe('1');
+      expect(reply.body.request_id).toEqual(expect.any(String));
+      expect(logError).not.toHaveBeenCalled();
     });
 
     it('gives no request id to a client error', () => {

@@ -64,6 +64,10 @@ export class ProblemDetailsFilter implements ExceptionFilter {
 
     if (problem.status >= 500) {
       problem.request_id = requestIdOf(request);
+    }
+    // Shedding load is the service working as meant, not failing: a line (and a stack) for each of
+    // thousands of turned-away requests during a flood would only bury the log.
+    if (problem.status >= 500 && !(exception instanceof ServiceBusyException)) {
       const cause = exception instanceof HttpException ? (exception.cause ?? exception) : exception;
       this.logger.error(
         `request_id=${problem.request_id} status=${problem.status} ${problem.detail}`,
