@@ -174,9 +174,7 @@ export class SessionsService implements OnModuleInit, OnApplicationShutdown {
           })
         ).map((row) => row.id);
         if (ids.length === 0) return 0;
-        // Explicit rather than left to ON DELETE CASCADE, which SQLite applies only with foreign_keys on.
-        await manager.getRepository(RefreshToken).delete({ sessionId: In(ids) });
-        await manager.getRepository(Session).delete({ id: In(ids) });
+        await manager.getRepository(Session).delete({ id: In(ids) }); // refresh tokens: ON DELETE CASCADE
         return ids.length;
       });
       deleted += batch;
