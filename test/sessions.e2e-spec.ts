@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { AuthErrors, AuthMessages } from '../src/auth/auth.errors';
 import { TransactionRunner } from '../src/common/transaction-runner';
+import { UsersService } from '../src/users/users.service';
 import { MAX_SESSIONS_PER_USER, SessionsService } from '../src/sessions/sessions.service';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
 import { expectProblem, newAccount, NewAccount } from './support/fixtures';
@@ -332,6 +333,18 @@ describe.each(matrix(DATABASES))('sessions and refresh tokens on %s with %s', (d
       await expectRefreshRejected(session.access);
       // The genuine token was not used up by those attempts.
       await refreshOk(session.refresh);
+    });
+
+    it('answers 403 User account is inactive for a deactivated account, and leaves the token unspent', async () => {
+      const session = await signUp();
+      const users = t.app.get(UsersService);
+      await users.setActive(session.userId, false);
+      expectProblem(await refresh(session.refresh), 403, AuthErrors.INACTIVE_USER);
+      await users.setActive(session.userId, true);
+      // Past the grace window: had the refused refresh spent the token, presenting it now would be reuse.
+      t.advanceClock(GRACE_MS + 1_000);
+      const next = await refreshOk(session.refresh);
+      await me(next.access).expect(200);
     });
 
     it('does not take a refresh token as a bearer token', async () => {

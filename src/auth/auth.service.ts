@@ -121,10 +121,7 @@ export class AuthService implements OnApplicationShutdown {
     return this.tokenResponse(user, session);
   }
 
-  /**
-   * Exchanges a refresh token for new tokens. The account must still be allowed in (active, verified when
-   * required); when it is not, the transaction rolls back and the presented token stays as it was.
-   */
+  /** Exchanges a refresh token for new tokens (`SessionsService.rotate` says how). */
   async refresh(presented: string | undefined, ctx: RequestContext): Promise<TokenResponse> {
     const { rotation, user } = presented
       ? await this.transactions.run((manager) => this.rotateForAllowedUser(manager, presented, ctx))
