@@ -20,11 +20,12 @@ interface CachedUser {
 const MAX_ENTRIES = 10_000;
 
 /**
- * Short-lived copies of users, with the ids of their live sessions, for the access-token check, which
- * runs on every guarded request: without it each request costs database round trips (measured: the
- * guarded route at 0.12 of the bare route's throughput on PostgreSQL). A change made through this module
- * (password change or reset, activation, a session ended) drops the copy at once on this instance, and through Redis pub/sub on every instance when Redis is
- * configured; a change made behind the module's back (SQL by hand) is seen within `ttlMs`.
+ * Short-lived copies of users, with the sessions found live, for the access-token check, which runs on
+ * every guarded request: without it each request costs a database round trip (measured: the guarded
+ * route at 0.12 of the bare route's throughput on PostgreSQL). A change made through this module
+ * (password change or reset, activation, a session ended) drops the copy at once on this instance, and
+ * through Redis pub/sub on every instance when Redis is configured; a change made behind the module's
+ * back (SQL by hand) is seen within `ttlMs`.
  */
 @Injectable()
 export class AccessUserCache implements OnModuleInit, OnApplicationShutdown {
