@@ -49,6 +49,15 @@ describe.each(matrix(DATABASES))('access-check user cache on %s with %s', (datab
     t.advanceClock(5_001);
     expectProblem(await t.http().get(ME).auth(token, { type: 'bearer' }), 403, 'User account is inactive');
   });
+
+  it('sees a session revoked directly in the database within the cache lifetime, and not before', async () => {
+    const { token, userId } = await signUp(t.http);
+    await t.http().get(ME).auth(token, { type: 'bearer' }).expect(200);
+    await sql(database, 'UPDATE user_sessions SET revoked_at = expires_at WHERE user_id = $1', [userId]);
+    await t.http().get(ME).auth(token, { type: 'bearer' }).expect(200);
+    t.advanceClock(5_001);
+    expectProblem(await t.http().get(ME).auth(token, { type: 'bearer' }), 401, 'Could not validate credentials');
+  });
 });
 
 describe.each(DATABASES.includes('postgres') ? ['fastify', 'express'] as const : [])(
@@ -79,6 +88,18 @@ describe.each(DATABASES.includes('postgres') ? ['fastify', 'express'] as const :
       await b.http().get(ME).auth(token, { type: 'bearer' }).expect(200); // cached on B for 60 s
       await a.http().post('/api/v1/auth/change-password').auth(token, { type: 'bearer' })
         .send({ old_password: account.password, new_password: 'changed on instance a' }).expect(200);
+      const deadline = Date.now() + 1000;
+      let status = 200;
+      while (status === 200 && Date.now() < deadline) {
+        status = (await b.http().get(ME).auth(token, { type: 'bearer' })).status;
+      }
+      expect(status).toBe(401);
+    });
+
+    it('a sign-out on one instance ends the access token on the other at once', async () => {
+      const { token } = await signUp(a.http);
+      await b.http().get(ME).auth(token, { type: 'bearer' }).expect(200); // cached on B for 60 s
+      await a.http().post('/api/v1/auth/signout').auth(token, { type: 'bearer' }).expect(200);
       const deadline = Date.now() + 1000;
       let status = 200;
       while (status === 200 && Date.now() < deadline) {
