@@ -1,4 +1,5 @@
 import { AuthMessages } from '../src/auth/auth.errors';
+import { Housekeeping } from '../src/auth/housekeeping';
 import { createTestDatabase, DATABASES, DatabaseKind, sql, TestDatabase } from './support/databases';
 import { newAccount, NewAccount, signUp, SignedUp, waitUntil } from './support/fixtures';
 import { ReceivedMail, startSlowSmtp, TestSmtpServer } from './support/smtp';
@@ -193,6 +194,28 @@ describe.each(DATABASES)('mail outbox on %s', (databaseKind) => {
     app.advanceClock(24 * 3600_000);
     await pause(200);
     expect(await outbox(database)).toEqual([expect.objectContaining({ user_id: userId, status: 'dead', attempts: 2 })]);
+  });
+
+  it('housekeeping deletes messages sent more than 7 days ago, and keeps newer and dead ones', async () => {
+    const database = await freshDatabase();
+    const smtp = await smtpServer({ rejectRecipient: (address) => address.startsWith('nobody-home') });
+    const app = await start(database, { smtpUrl: smtp.url, env: { MAIL_MAX_ATTEMPTS: '1' } });
+    const old = await signUp(app.http);
+    const doomed = await signUp(app.http, { email: `nobody-home-${newAccount().email}` });
+    await app.drainMail();
+    app.advanceClock(7 * 24 * 3600_000 + 60_000);
+    const recent = await signUp(app.http);
+    await app.drainMail();
+    const statusOf = async (userId: number) => (await outbox(database, 'user_id = $1', [userId])).map((row) => row.status);
+    expect(await statusOf(old.userId)).toEqual(['sent']);
+    expect(await statusOf(doomed.userId)).toEqual(['dead']);
+
+    await app.app.get(Housekeeping).run();
+
+    expect(await statusOf(old.userId)).toEqual([]);
+    expect(await statusOf(doomed.userId)).toEqual(['dead']);
+    expect(await statusOf(recent.userId)).toEqual(['sent']);
+    expect(app.logs.lines).toContainEqual(expect.stringContaining('deleted 1 sent mail'));
   });
 
   it('answers sign-up and forgot-password in the same time whether SMTP is up, refusing or slow', async () => {

@@ -24,6 +24,7 @@ import { AUTH_MODULE_OPTIONS, AuthConfigurableModule } from './auth.module-defin
 import { AuthService } from './auth.service';
 import { EmailVerificationToken } from './email-verification-token.entity';
 import { EmailVerificationTokensService } from './email-verification-tokens.service';
+import { Housekeeping } from './housekeeping';
 import { JwtAuthGuard } from './jwt-auth.guard';
 import { JwtStrategy } from './jwt.strategy';
 import { PasswordHasher } from './password-hasher';
@@ -83,6 +84,7 @@ export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, 
     UsersService,
     UserChanges,
     SessionsService,
+    Housekeeping,
     AccessUserCache,
     PasswordHasher,
     PasswordPolicy,

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { EntityManager, In, MoreThan, QueryResult } from 'typeorm';
+import { EntityManager, In, LessThanOrEqual, MoreThan, QueryResult } from 'typeorm';
 import { AUTH_CONFIG, AuthConfig } from '../auth/auth-config';
+import { deleteInBatches } from '../common/delete-in-batches';
 import { TransactionRunner } from '../common/transaction-runner';
 import { OutboxMessage, OutboxMessageKind } from './outbox-message.entity';
 
@@ -14,6 +15,12 @@ const CAP_FAMILIES: Record<CappedKind, OutboxMessageKind[]> = {
 };
 
 const HOUR_MS = 3_600_000;
+
+/**
+ * How long a sent message stays in the outbox: long enough to answer "did my email go out?" and far
+ * longer than the hour the caps count; after it, only the audit log remembers the message.
+ */
+export const SENT_RETENTION_MS = 7 * 24 * HOUR_MS;
 
 /** Who a message goes to. */
 export interface MailRecipient {
@@ -91,6 +98,12 @@ export class MailOutbox {
       if (ids.length === 0) return [];
       return manager.getRepository(OutboxMessage).find({ where: { id: In(ids) }, order: { id: 'ASC' } });
     });
+  }
+
+  /** Deletes messages sent more than `SENT_RETENTION_MS` ago; dead ones stay for someone to look at. */
+  pruneSent(): Promise<number> {
+    const sentBefore = new Date(this.config.clock().getTime() - SENT_RETENTION_MS);
+    return deleteInBatches(this.transactions, OutboxMessage, { status: 'sent', sentAt: LessThanOrEqual(sentBefore) });
   }
 
   /** Records a delivery. False when the claim was lost (the lease ran out and another worker took it). */

@@ -1,8 +1,9 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { createHmac, hkdfSync, randomUUID } from 'node:crypto';
 import { EntityManager, FindOptionsWhere, In, IsNull, LessThanOrEqual, MoreThan, Not, Repository } from 'typeorm';
 import { AUTH_CONFIG, AuthConfig } from '../auth/auth-config';
+import { deleteInBatches } from '../common/delete-in-batches';
 import { newOpaqueToken, sha256Hex } from '../common/opaque-tokens';
 import { TransactionRunner } from '../common/transaction-runner';
 import { UserChanges } from '../users/user-changes';
@@ -36,8 +37,6 @@ const IP_MAX = 45;
  * the access check's cached ids) a script signing in over and over with a known password can pile up.
  */
 export const MAX_SESSIONS_PER_USER = 100;
-const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
-const PRUNE_BATCH = 1000;
 
 /**
  * Sessions and their refresh tokens. A refresh token is spent by its first use and replaced; every
@@ -46,15 +45,13 @@ const PRUNE_BATCH = 1000;
  * the access check's cached copy: the session's access tokens stop working at once.
  */
 @Injectable()
-export class SessionsService implements OnModuleInit, OnApplicationShutdown {
-  private readonly logger = new Logger(SessionsService.name);
+export class SessionsService {
   /**
    * Keys the successor of a refresh token: HMAC(key, token). The successor can be given again to a
    * request racing the first one without ever being stored, and only someone holding the spent token
    * (and the key) can compute it. Derived from the JWT secret, so there is no second secret to manage.
    */
   private readonly successorKey: Buffer;
-  private pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(
     @InjectRepository(Session) private readonly sessions: Repository<Session>,
@@ -63,17 +60,6 @@ export class SessionsService implements OnModuleInit, OnApplicationShutdown {
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {
     this.successorKey = Buffer.from(hkdfSync('sha256', config.jwtKey.export(), '', 'refresh token successor', 32));
-  }
-
-  onModuleInit(): void {
-    this.pruneTimer = setInterval(() => {
-      this.prune().catch((error: Error) => this.logger.error(`session pruning failed: ${error.message}`, error.stack));
-    }, PRUNE_INTERVAL_MS);
-    this.pruneTimer.unref();
-  }
-
-  onApplicationShutdown(): void {
-    clearInterval(this.pruneTimer);
   }
 
   /**
@@ -156,30 +142,14 @@ export class SessionsService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * Deletes revoked and expired sessions (their refresh tokens go with them), and spent refresh tokens
-   * old enough to have expired anyway. Runs hourly on every instance, in small batches so no transaction
-   * holds the tables for long; returns the number of sessions deleted.
+   * Deletes revoked and expired sessions (their refresh tokens go with them, ON DELETE CASCADE), and
+   * spent refresh tokens old enough to have expired anyway. `Housekeeping` runs it hourly on every
+   * instance; returns the number of sessions deleted.
    */
   async prune(): Promise<number> {
     const now = this.config.clock();
+    const deleted = await deleteInBatches(this.transactions, Session, [{ revokedAt: Not(IsNull()) }, { expiresAt: LessThanOrEqual(now) }]);
     const tokensExpiredBefore = new Date(now.getTime() - this.config.refreshTokenTtlSeconds * 1000);
-    let deleted = 0;
-    for (;;) {
-      const batch = await this.transactions.run(async (manager) => {
-        const ids = (
-          await manager.getRepository(Session).find({
-            select: { id: true },
-            where: [{ revokedAt: Not(IsNull()) }, { expiresAt: LessThanOrEqual(now) }],
-            take: PRUNE_BATCH,
-          })
-        ).map((row) => row.id);
-        if (ids.length === 0) return 0;
-        await manager.getRepository(Session).delete({ id: In(ids) }); // refresh tokens: ON DELETE CASCADE
-        return ids.length;
-      });
-      deleted += batch;
-      if (batch < PRUNE_BATCH) break;
-    }
     await this.transactions.run((manager) =>
       manager.getRepository(RefreshToken).delete({ spentAt: Not(IsNull()), createdAt: LessThanOrEqual(tokensExpiredBefore) }),
     );
