@@ -33,8 +33,8 @@ export type Rotation =
 const USER_AGENT_MAX = 512;
 const IP_MAX = 45;
 /**
- * Live sessions one user may have; a sign-in beyond it ends the least recently used. Bounds the rows (and
- * the access check's cached ids) a script signing in over and over with a known password can pile up.
+ * Live sessions one user may have; a sign-in beyond it ends the least recently used. Bounds the rows a
+ * script signing in over and over with a known password can pile up, and the session list's length.
  */
 export const MAX_SESSIONS_PER_USER = 100;
 
