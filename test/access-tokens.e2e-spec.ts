@@ -3,10 +3,10 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AuthErrors } from '../src/auth/auth.errors';
-import { createTestDatabase, DATABASES, TestDatabase } from './support/databases';
+import { DATABASES } from './support/databases';
 import { expectProblem, signUp, SignedUp } from './support/fixtures';
-import { TestSmtpServer, tokenFromMail } from './support/smtp';
-import { matrix, startTestApp, TEST_JWT_SECRET, TestApp } from './support/test-app';
+import { tokenFromMail } from './support/smtp';
+import { matrix, TEST_JWT_SECRET, useTestApp } from './support/test-app';
 
 const AUTH = '/api/v1/auth';
 const ISSUER = 'auth-service';
@@ -81,9 +81,7 @@ class KeyServer {
 }
 
 describe.each(matrix(DATABASES))('access tokens on %s with %s', (databaseKind, adapter) => {
-  let database: TestDatabase;
-  let smtp: TestSmtpServer;
-  let t: TestApp;
+  const { t, smtp } = useTestApp(databaseKind, { adapter, env: { ACCESS_TOKEN_EXPIRE_MINUTES: '5' } });
   let user: SignedUp;
 
   const me = (token: string) => t.http().get(`${AUTH}/me`).auth(token, { type: 'bearer' });
@@ -97,22 +95,8 @@ describe.each(matrix(DATABASES))('access tokens on %s with %s', (databaseKind, a
   }
 
   beforeAll(async () => {
-    database = await createTestDatabase(databaseKind);
-    smtp = await TestSmtpServer.start();
-    t = await startTestApp({
-      adapter,
-      databaseUrl: database.url,
-      smtpUrl: smtp.url,
-      env: { ACCESS_TOKEN_EXPIRE_MINUTES: '5' },
-    });
     user = await signUp(t.http);
     liveSessionId = (jwt.decode(user.token) as jwt.JwtPayload).sid as string;
-  });
-
-  afterAll(async () => {
-    await t?.close();
-    await smtp?.stop();
-    await database?.drop();
   });
 
   describe('issued tokens', () => {

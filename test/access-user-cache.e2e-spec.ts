@@ -2,27 +2,13 @@ import { UsersService } from '../src/users/users.service';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
 import { expectProblem, signUp } from './support/fixtures';
 import { TestSmtpServer } from './support/smtp';
-import { matrix, startTestApp, TestApp } from './support/test-app';
+import { matrix, startTestApp, TestApp, useTestApp } from './support/test-app';
 
 const ME = '/api/v1/auth/me';
 
 /** What the access-check cache may serve stale, and what must take effect at once. */
 describe.each(matrix(DATABASES))('access-check user cache on %s with %s', (databaseKind, adapter) => {
-  let database: TestDatabase;
-  let smtp: TestSmtpServer;
-  let t: TestApp;
-
-  beforeAll(async () => {
-    database = await createTestDatabase(databaseKind);
-    smtp = await TestSmtpServer.start();
-    t = await startTestApp({ adapter, databaseUrl: database.url, smtpUrl: smtp.url, env: { USER_CACHE_TTL_SECONDS: '5' } });
-  });
-
-  afterAll(async () => {
-    await t?.close();
-    await smtp?.stop();
-    await database?.drop();
-  });
+  const { t, database } = useTestApp(databaseKind, { adapter, env: { USER_CACHE_TTL_SECONDS: '5' } });
 
   it('sees a deactivation through UsersService at once', async () => {
     const { token, userId } = await signUp(t.http);

@@ -1,27 +1,12 @@
 import { AuthErrors, AuthMessages } from '../src/auth/auth.errors';
-import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
+import { DATABASES, sql } from './support/databases';
 import { expectProblem, newAccount, signUp } from './support/fixtures';
-import { TestSmtpServer } from './support/smtp';
-import { matrix, startTestApp, TestApp } from './support/test-app';
+import { matrix, useTestApp } from './support/test-app';
 
 const AUTH = '/api/v1/auth';
 
 describe.each(matrix(DATABASES))('auth contract on %s with %s', (databaseKind, adapter) => {
-  let database: TestDatabase;
-  let smtp: TestSmtpServer;
-  let t: TestApp;
-
-  beforeAll(async () => {
-    database = await createTestDatabase(databaseKind);
-    smtp = await TestSmtpServer.start();
-    t = await startTestApp({ adapter, databaseUrl: database.url, smtpUrl: smtp.url });
-  });
-
-  afterAll(async () => {
-    await t?.close();
-    await smtp?.stop();
-    await database?.drop();
-  });
+  const { t, database, smtp } = useTestApp(databaseKind, { adapter });
 
   describe('POST /signup', () => {
     it('creates the user, answers 201 with a token response and sends a welcome email', async () => {

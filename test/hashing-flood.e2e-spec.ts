@@ -1,30 +1,9 @@
-import { createTestDatabase, TestDatabase } from './support/databases';
 import { newAccount, signUp } from './support/fixtures';
-import { TestSmtpServer } from './support/smtp';
-import { ADAPTERS, startTestApp, TestApp } from './support/test-app';
+import { ADAPTERS, useTestApp } from './support/test-app';
 
 /** A sign-in flood beyond the hashing queue is refused at once with 503, and cheap routes keep answering. */
 describe.each(ADAPTERS)('hashing flood with %s', (adapter) => {
-  let database: TestDatabase;
-  let smtp: TestSmtpServer;
-  let t: TestApp;
-
-  beforeAll(async () => {
-    database = await createTestDatabase('sqlite');
-    smtp = await TestSmtpServer.start();
-    t = await startTestApp({
-      adapter,
-      databaseUrl: database.url,
-      smtpUrl: smtp.url,
-      env: { PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '2' },
-    });
-  });
-
-  afterAll(async () => {
-    await t?.close();
-    await smtp?.stop();
-    await database?.drop();
-  });
+  const { t } = useTestApp('sqlite', { adapter, env: { PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '2' } });
 
   it('answers 503 with Retry-After beyond the queue, never 500, and the rest normally', async () => {
     const { account } = await signUp(t.http);

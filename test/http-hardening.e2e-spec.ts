@@ -1,32 +1,11 @@
-import { createTestDatabase, TestDatabase } from './support/databases';
 import { newAccount } from './support/fixtures';
-import { TestSmtpServer } from './support/smtp';
-import { ADAPTERS, startTestApp, TestApp } from './support/test-app';
+import { ADAPTERS, useTestApp } from './support/test-app';
 
 const ALLOWED = 'https://app.example.test';
 
 /** Security headers, the CORS allow-list and the IETF RateLimit fields of the standalone app. */
 describe.each(ADAPTERS)('HTTP hardening with %s', (adapter) => {
-  let database: TestDatabase;
-  let smtp: TestSmtpServer;
-  let t: TestApp;
-
-  beforeAll(async () => {
-    database = await createTestDatabase('sqlite');
-    smtp = await TestSmtpServer.start();
-    t = await startTestApp({
-      adapter,
-      databaseUrl: database.url,
-      smtpUrl: smtp.url,
-      env: { CORS_ORIGINS: `${ALLOWED},http://localhost:5173`, RATE_LIMIT_PER_MINUTE: '100' },
-    });
-  });
-
-  afterAll(async () => {
-    await t?.close();
-    await smtp?.stop();
-    await database?.drop();
-  });
+  const { t } = useTestApp('sqlite', { adapter, env: { CORS_ORIGINS: `${ALLOWED},http://localhost:5173`, RATE_LIMIT_PER_MINUTE: '100' } });
 
   it('sends the usual security headers, on success and on errors', async () => {
     for (const res of [await t.http().get('/health/live'), await t.http().get('/api/v1/auth/me')]) {

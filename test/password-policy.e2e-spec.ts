@@ -1,7 +1,7 @@
-import { createTestDatabase, DATABASES, TestDatabase } from './support/databases';
+import { DATABASES } from './support/databases';
 import { expectProblem, newAccount, signUp } from './support/fixtures';
-import { TestSmtpServer, tokenFromMail } from './support/smtp';
-import { matrix, startTestApp, TestApp } from './support/test-app';
+import { tokenFromMail } from './support/smtp';
+import { matrix, useTestApp } from './support/test-app';
 
 const AUTH = '/api/v1/auth';
 const COMMON = /most common passwords/;
@@ -9,21 +9,7 @@ const IDENTIFIER = /must not contain your username/;
 
 /** The same password policy on sign-up, change and reset: common passwords and own identifiers refused. */
 describe.each(matrix(DATABASES))('password policy on %s with %s', (databaseKind, adapter) => {
-  let database: TestDatabase;
-  let smtp: TestSmtpServer;
-  let t: TestApp;
-
-  beforeAll(async () => {
-    database = await createTestDatabase(databaseKind);
-    smtp = await TestSmtpServer.start();
-    t = await startTestApp({ adapter, databaseUrl: database.url, smtpUrl: smtp.url });
-  });
-
-  afterAll(async () => {
-    await t?.close();
-    await smtp?.stop();
-    await database?.drop();
-  });
+  const { t, smtp } = useTestApp(databaseKind, { adapter });
 
   it('refuses common passwords and ones built from the username or email at sign-up, creating nothing', async () => {
     const common = await t.http().post(`${AUTH}/signup`).send(newAccount({ password: 'password123' }));

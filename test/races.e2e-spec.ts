@@ -1,9 +1,8 @@
 import * as argon2 from 'argon2';
 import { AuthErrors } from '../src/auth/auth.errors';
-import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
+import { DATABASES, sql } from './support/databases';
 import { expectProblem, newAccount, signUp } from './support/fixtures';
-import { TestSmtpServer } from './support/smtp';
-import { matrix, startTestApp, TestApp } from './support/test-app';
+import { matrix, useTestApp } from './support/test-app';
 
 const AUTH = '/api/v1/auth';
 const PARALLEL = 20;
@@ -22,27 +21,13 @@ function mixedCase(value: string, seed: number): string {
 }
 
 describe.each(matrix(DATABASES))('races and re-hashing on %s with %s', (databaseKind, adapter) => {
-  let database: TestDatabase;
-  let smtp: TestSmtpServer;
-  let t: TestApp;
+  const { t, database, smtp } = useTestApp(databaseKind, { adapter });
 
   /** Every stored account, in one query: each `sql()` call opens its own connection. */
   const allUsers = async () => (await sql(database, 'SELECT email, username FROM users')) as { email: string; username: string }[];
 
   const storedHash = async (userId: number): Promise<string> =>
     ((await sql(database, 'SELECT hashed_password FROM users WHERE id = $1', [userId])) as { hashed_password: string }[])[0].hashed_password;
-
-  beforeAll(async () => {
-    database = await createTestDatabase(databaseKind);
-    smtp = await TestSmtpServer.start();
-    t = await startTestApp({ adapter, databaseUrl: database.url, smtpUrl: smtp.url });
-  });
-
-  afterAll(async () => {
-    await t?.close();
-    await smtp?.stop();
-    await database?.drop();
-  });
 
   describe('parallel sign-ups', () => {
     it(`with one email: one 201, ${PARALLEL - 1} times 400 Email already registered, one row`, async () => {

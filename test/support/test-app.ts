@@ -9,7 +9,8 @@ import { AuthService } from '../../src/auth/auth.service';
 import type { MailOptions } from '../../src/auth/auth-options.interface';
 import { loadAppConfig } from '../../src/config/app-config';
 import { OutboxMessage } from '../../src/mail/outbox-message.entity';
-import { DatabaseKind } from './databases';
+import { createTestDatabase, DatabaseKind, TestDatabase } from './databases';
+import { TestSmtpServer } from './smtp';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long!';
 export const RESET_URL = 'https://app.example.test/reset-password';
@@ -97,4 +98,47 @@ export const ADAPTERS: HttpAdapterKind[] = ['fastify', 'express'];
 /** The e2e matrix: every database with every HTTP adapter. */
 export function matrix(databases: DatabaseKind[]): [DatabaseKind, HttpAdapterKind][] {
   return databases.flatMap((db) => ADAPTERS.map((adapter) => [db, adapter] as [DatabaseKind, HttpAdapterKind]));
+}
+
+/** What `useTestApp` starts for a describe block. */
+export interface TestSetup {
+  t: TestApp;
+  database: TestDatabase;
+  smtp: TestSmtpServer;
+}
+
+/**
+ * Before the enclosing describe block's tests: a fresh database of `databaseKind`, an SMTP server, and
+ * the app on both; after them, all three stopped. The returned objects stand for what `beforeAll`
+ * started (they forward to it), so tests use them as they are: `t.http()`, `smtp.waitFor(…)`,
+ * `sql(database, …)`.
+ */
+export function useTestApp(databaseKind: DatabaseKind, options: Omit<TestAppOptions, 'databaseUrl' | 'smtpUrl'>): TestSetup {
+  const started: Partial<TestSetup> = {};
+  beforeAll(async () => {
+    started.database = await createTestDatabase(databaseKind);
+    started.smtp = await TestSmtpServer.start();
+    started.t = await startTestApp({ ...options, databaseUrl: started.database.url, smtpUrl: started.smtp.url });
+  });
+  afterAll(async () => {
+    await started.t?.close();
+    await started.smtp?.stop();
+    await started.database?.drop();
+  });
+  return {
+    t: standIn(() => started.t, 'the app'),
+    database: standIn(() => started.database, 'the database'),
+    smtp: standIn(() => started.smtp, 'the SMTP server'),
+  };
+}
+
+function standIn<T extends object>(current: () => T | undefined, what: string): T {
+  return new Proxy({} as T, {
+    get(_target, key) {
+      const target = current();
+      if (!target) throw new Error(`${what} is used before useTestApp's beforeAll started it`);
+      const value: unknown = Reflect.get(target, key);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
