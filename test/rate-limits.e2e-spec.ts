@@ -7,7 +7,7 @@ import { RedisConnection } from '../src/auth/redis-connection';
 import { createTestDatabase, DATABASES, TestDatabase } from './support/databases';
 import { expectProblem, newAccount, signUp } from './support/fixtures';
 import { TestSmtpServer, tokenFromMail } from './support/smtp';
-import { ADAPTERS, matrix, startTestApp, TestApp } from './support/test-app';
+import { ADAPTERS, matrix, startTestApp, TestApp, useTestApp } from './support/test-app';
 
 const AUTH = '/api/v1/auth';
 const REDIS_SERVER = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -223,30 +223,17 @@ describe.each(matrix(DATABASES))('per client address and route limits on %s with
 });
 
 describe.each(matrix(DATABASES))('per-account sign-in failure limit on %s with %s', (databaseKind, adapter) => {
-  let database: TestDatabase;
-  let smtp: TestSmtpServer;
-  let t: TestApp;
+  const { t, smtp } = useTestApp(databaseKind, {
+    adapter,
+    env: { SIGNIN_MAX_FAILURES: '3', SIGNIN_FAILURE_WINDOW_MINUTES: '15', RATE_LIMIT_PER_MINUTE: '0' },
+  });
   let port: number;
 
   const signin = (email: string, password: string) => t.http().post(`${AUTH}/signin`).send({ email, password });
 
   beforeAll(async () => {
-    database = await createTestDatabase(databaseKind);
-    smtp = await TestSmtpServer.start();
-    t = await startTestApp({
-      adapter,
-      databaseUrl: database.url,
-      smtpUrl: smtp.url,
-      env: { SIGNIN_MAX_FAILURES: '3', SIGNIN_FAILURE_WINDOW_MINUTES: '15', RATE_LIMIT_PER_MINUTE: '0' },
-    });
     await t.app.listen(0, '127.0.0.1');
     port = (t.app.getHttpServer().address() as AddressInfo).port;
-  });
-
-  afterAll(async () => {
-    await t?.close();
-    await smtp?.stop();
-    await database?.drop();
   });
 
   it('after 3 failures the 4th attempt answers 429 with Retry-After, even with the right password; other accounts are untouched', async () => {
@@ -496,21 +483,7 @@ describeRedis.each(ADAPTERS)('limits shared through Redis across two instances o
 });
 
 describe.each(matrix(DATABASES))('per-account limit on mail-sending routes on %s with %s', (databaseKind, adapter) => {
-  let database: TestDatabase;
-  let smtp: TestSmtpServer;
-  let t: TestApp;
-
-  beforeAll(async () => {
-    database = await createTestDatabase(databaseKind);
-    smtp = await TestSmtpServer.start();
-    t = await startTestApp({ adapter, databaseUrl: database.url, smtpUrl: smtp.url, env: { MAIL_REQUESTS_PER_ACCOUNT_PER_HOUR: '4' } });
-  });
-
-  afterAll(async () => {
-    await t?.close();
-    await smtp?.stop();
-    await database?.drop();
-  });
+  const { t, smtp } = useTestApp(databaseKind, { adapter, env: { MAIL_REQUESTS_PER_ACCOUNT_PER_HOUR: '4' } });
 
   it('answers 429 past the limit with the same body for a known and an unknown email, from any address', async () => {
     const account = newAccount();
