@@ -6,36 +6,20 @@
 // PostgreSQL database; requests go one at a time.
 // Usage: [BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test] npm run bench:mail [-- requests-per-route]
 'use strict';
-const { spawn } = require('node:child_process');
 const { mkdtempSync, rmSync } = require('node:fs');
 const { createServer } = require('node:net');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
-const { Client } = require('pg');
 const { SMTPServer } = require('smtp-server');
+const { freshPostgresDatabase, startApp } = require('./support');
 
 const requests = Number(process.argv[2] ?? 30);
-const main = join(__dirname, '..', 'dist', 'src', 'main.js');
 const postgresServer = process.env.BENCH_POSTGRES_URL;
 
-async function onPostgresServer(statement) {
-  const client = new Client({ connectionString: postgresServer });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
-}
-
 /** A DATABASE_URL of its own for one run, and how to drop it. */
-async function freshDatabase(dir, port) {
+function freshDatabase(dir, port) {
   if (!postgresServer) return { url: `sqlite:${join(dir, 'bench.sqlite')}`, drop: async () => undefined };
-  const name = `bench_mail_${process.pid}_${port}`;
-  await onPostgresServer(`CREATE DATABASE ${name}`);
-  const url = new URL(postgresServer);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => onPostgresServer(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+  return freshPostgresDatabase(postgresServer, `bench_mail_${process.pid}_${port}`);
 }
 
 function listen(server) {
@@ -83,30 +67,6 @@ async function smtpServers() {
   };
 }
 
-async function startApp(smtpUrl, port, dir, databaseUrl) {
-  const child = spawn(process.execPath, [main], {
-    cwd: dir,
-    env: {
-      PATH: process.env.PATH,
-      PORT: String(port),
-      JWT_SECRET: 'benchmark-secret-of-at-least-32-bytes-long',
-      RATE_LIMIT_PER_MINUTE: '0',
-      SMTP_URL: smtpUrl,
-      DATABASE_URL: databaseUrl,
-    },
-    stdio: 'ignore',
-  });
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${base}/health/live`)).ok) return { child, base };
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill();
-  throw new Error('app did not start');
-}
-
 async function timed(url, body) {
   const started = performance.now();
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -124,7 +84,14 @@ function stats(values) {
 async function measure(name, smtpUrl, port) {
   const dir = mkdtempSync(join(tmpdir(), 'auth-bench-mail-'));
   const database = await freshDatabase(dir, port);
-  const { child, base } = await startApp(smtpUrl, port, dir, database.url);
+  const env = {
+    PATH: process.env.PATH,
+    JWT_SECRET: 'benchmark-secret-of-at-least-32-bytes-long',
+    RATE_LIMIT_PER_MINUTE: '0',
+    SMTP_URL: smtpUrl,
+    DATABASE_URL: database.url,
+  };
+  const { base, stop } = await startApp({ env, port, cwd: dir });
   try {
     const run = `${port}${Date.now()}`;
     const emails = Array.from({ length: requests + 1 }, (_, i) => `bench${run}x${i}@example.com`);
@@ -138,10 +105,7 @@ async function measure(name, smtpUrl, port) {
     for (let i = 1; i <= requests; i++) forgot.push(await timed(`${base}/api/v1/auth/forgot-password`, { email: emails[i] }));
     return { name, signup, forgot };
   } finally {
-    await new Promise((resolve) => {
-      child.once('exit', resolve);
-      child.kill();
-    });
+    await stop();
     await database.drop();
     rmSync(dir, { recursive: true, force: true });
   }
