@@ -112,9 +112,9 @@ export interface AuthModuleOptions {
   passwordHashing?: PasswordHashingOptions;
   /**
    * How long the access check may reuse a user read from the database, in seconds. Changes made through
-   * this module (password change or reset, `UsersService.setActive`) take effect at once on this
-   * instance, and on every instance when `rateLimit.redisUrl` is set; changes made directly in the
-   * database take up to this long. `0` reads the user on every guarded request. Default 5.
+   * this module (password change or reset, `UsersService.setActive`, a session ended) take effect at
+   * once on this instance, and on every instance when `rateLimit.redisUrl` is set; changes made directly
+   * in the database take up to this long. `0` reads the user on every guarded request. Default 5.
    */
   userCacheTtlSeconds?: number;
   /** Source of the current time, for tests that move it. Default `() => new Date()`. */

@@ -1,7 +1,7 @@
 import { EntityTarget, FindOptionsSelect, FindOptionsWhere, In } from 'typeorm';
 import type { TransactionRunner } from './transaction-runner';
 
-export const DELETE_BATCH = 1000;
+const DELETE_BATCH = 1000;
 
 /**
  * Deletes the rows of `entity` matching `where`, at most `DELETE_BATCH` per transaction, so clearing a
