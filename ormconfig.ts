@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { existsSync } from 'node:fs';
 import { DataSource } from 'typeorm';
-import { dataSourceOptions } from './src/config/database';
-import { DEFAULT_DATABASE_URL, parseDatabaseUrl } from './src/config/database-url';
+import { dataSourceOptions } from './src/app/config/database';
+import { DEFAULT_DATABASE_URL, parseDatabaseUrl } from './src/app/config/database-url';
 
 /** The DataSource of the TypeORM CLI (`npm run migration:run`), on the same DATABASE_URL as the app. */
 if (existsSync('.env')) process.loadEnvFile('.env');

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // npm run bench:sessions: what the session check costs on a guarded request. GET /api/v1/auth/me on the
-// current build (dist/src/main.js) against a baseline commit built in a temporary git worktree (the code
+// current build (dist/src/app/main.js) against a baseline commit built in a temporary git worktree (the code
 // before sessions), both on fresh PostgreSQL databases, rate limits off, measured alternately so that
 // drift on this shared machine hits both alike. See BENCHMARKS.md.
 //   BASELINE_REF (default dfe7d88, the last commit before sessions)  the commit to compare against
-//   CURRENT_REF (unset)     measure this commit, built in a worktree too, instead of dist/src/main.js
+//   CURRENT_REF (unset)     measure this commit, built in a worktree too, instead of dist/src/app/main.js
 //                           (e.g. BASELINE_REF=HEAD CURRENT_REF=HEAD: two equal builds, the ratio should be ~1)
 //   DURATION (default 10)   seconds of each measured phase
 //   ROUNDS (default 3)      baseline/current pairs; the order flips every round
@@ -64,8 +64,9 @@ function buildRef(ref, dir) {
   symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'), 'dir');
   // npm run build there: whatever that commit's package.json says (tsc -p tsconfig.build.json today).
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
-  const main = join(dir, 'dist', 'src', 'main.js');
-  if (!existsSync(main)) throw new Error(`the build of ${ref} made no ${main}`);
+  // Before the library layout the entry point was dist/src/main.js.
+  const main = [join(dir, 'dist', 'src', 'app', 'main.js'), join(dir, 'dist', 'src', 'main.js')].find(existsSync);
+  if (!main) throw new Error(`the build of ${ref} made no main.js`);
   return main;
 }
 
@@ -175,7 +176,7 @@ async function startBenchApp(name, main, port, cleanups) {
     console.log(
       currentCommit
         ? `current   ${describe(currentCommit)} (CURRENT_REF)`
-        : `current   dist/src/main.js, built from HEAD ${head.slice(0, 7)}${dirty ? ' with uncommitted changes in src/' : ''}`,
+        : `current   dist/src/app/main.js, built from HEAD ${head.slice(0, 7)}${dirty ? ' with uncommitted changes in src/' : ''}`,
     );
     for (let round = 0; round < ROUNDS; round++) {
       console.log(row(`round ${round + 1} GET /me baseline`, rounds.baseline[round]));

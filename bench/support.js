@@ -4,7 +4,7 @@ const { spawn } = require('node:child_process');
 const { join } = require('node:path');
 const { Client } = require('pg');
 
-const MAIN = join(__dirname, '..', 'dist', 'src', 'main.js');
+const MAIN = join(__dirname, '..', 'dist', 'src', 'app', 'main.js');
 
 /**
  * Starts `npm start`'s entry point (or another build's main.js, `main`) with `env` on `port` and resolves

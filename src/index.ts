@@ -1,26 +1,28 @@
 /** Public API of the auth module. */
-export { AuthModule, AUTH_ENTITIES } from './auth/auth.module';
-export { AUTH_MODULE_OPTIONS } from './auth/auth.module-definition';
+export { AuthModule, AUTH_ENTITIES } from './module/auth.module';
+export { AUTH_MODULE_OPTIONS } from './module/auth.module-definition';
 export type {
   AuthModuleOptions,
   MailOptions,
   PasswordHashingOptions,
   RateLimitOptions,
-} from './auth/auth-options.interface';
+} from './options/auth-options.interface';
 export { AuthService } from './auth/auth.service';
-export { AuthErrors, AuthMessages } from './auth/auth.errors';
+export { AuthErrors, AuthMessages } from './common/auth.errors';
 export { JwtAuthGuard } from './auth/jwt-auth.guard';
 export { CurrentSessionId, CurrentUser, Public } from './auth/decorators';
 export { UsersService } from './users/users.service';
 export { User } from './users/user.entity';
-export { PasswordResetToken } from './auth/password-reset-token.entity';
-export { EmailVerificationToken } from './auth/email-verification-token.entity';
-export { OutboxMessage } from './mail/outbox-message.entity';
+export { PasswordResetToken } from './one-time-tokens/password-reset-token.entity';
+export { EmailVerificationToken } from './one-time-tokens/email-verification-token.entity';
+export { OutboxMessage } from './outbox/outbox-message.entity';
 export { Session } from './sessions/session.entity';
 export { RefreshToken } from './sessions/refresh-token.entity';
 export { SessionsService } from './sessions/sessions.service';
-export type { OutboxMessageKind, OutboxMessageStatus } from './mail/outbox-message.entity';
+export type { OutboxMessageKind, OutboxMessageStatus } from './outbox/outbox-message.entity';
 export { AUTH_MIGRATIONS } from './migrations';
 export { ProblemDetailsFilter } from './common/problem-details.filter';
+export { RedisConnection } from './common/redis-connection';
+export { DEFAULT_HASH_CONCURRENCY, MIN_JWT_SECRET_BYTES } from './options/auth-config';
 export { lowerThreadPoolPriority } from './common/thread-pool-priority';
 export { TokenResponse, UserResponse, SuccessResponse, SessionResponse } from './auth/dto/responses.dto';

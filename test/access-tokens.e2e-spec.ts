@@ -2,7 +2,7 @@ import jwt from 'jsonwebtoken';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AuthErrors } from '../src/auth/auth.errors';
+import { AuthErrors } from '../src/common/auth.errors';
 import { DATABASES } from './support/databases';
 import { expectProblem, signUp, SignedUp } from './support/fixtures';
 import { tokenFromMail } from './support/smtp';

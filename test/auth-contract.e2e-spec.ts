@@ -1,4 +1,4 @@
-import { AuthErrors, AuthMessages } from '../src/auth/auth.errors';
+import { AuthErrors, AuthMessages } from '../src/common/auth.errors';
 import { DATABASES, sql } from './support/databases';
 import { expectProblem, newAccount, signUp } from './support/fixtures';
 import { matrix, useTestApp } from './support/test-app';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { AuthErrors, AuthMessages } from '../src/auth/auth.errors';
+import { AuthErrors, AuthMessages } from '../src/common/auth.errors';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
 import { expectProblem, newAccount, signUp, SignedUp } from './support/fixtures';
 import { ReceivedMail, TestSmtpServer, tokenFromMail } from './support/smtp';

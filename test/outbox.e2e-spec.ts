@@ -1,5 +1,5 @@
-import { AuthMessages } from '../src/auth/auth.errors';
-import { Housekeeping } from '../src/auth/housekeeping';
+import { AuthMessages } from '../src/common/auth.errors';
+import { Housekeeping } from '../src/module/housekeeping';
 import { createTestDatabase, DATABASES, DatabaseKind, sql, TestDatabase } from './support/databases';
 import { newAccount, NewAccount, signUp, SignedUp, waitUntil } from './support/fixtures';
 import { ReceivedMail, startSlowSmtp, TestSmtpServer } from './support/smtp';

@@ -1,5 +1,5 @@
 import * as argon2 from 'argon2';
-import { AuthErrors } from '../src/auth/auth.errors';
+import { AuthErrors } from '../src/common/auth.errors';
 import { DATABASES, sql } from './support/databases';
 import { expectProblem, newAccount, signUp } from './support/fixtures';
 import { matrix, useTestApp } from './support/test-app';

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { AuthErrors } from '../src/auth/auth.errors';
+import { AuthErrors } from '../src/common/auth.errors';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
 import { expectProblem, newAccount, NewAccount } from './support/fixtures';
 import { TestSmtpServer } from './support/smtp';

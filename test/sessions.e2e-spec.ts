@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { AuthErrors, AuthMessages } from '../src/auth/auth.errors';
+import { AuthErrors, AuthMessages } from '../src/common/auth.errors';
 import { TransactionRunner } from '../src/common/transaction-runner';
 import { UsersService } from '../src/users/users.service';
 import { MAX_SESSIONS_PER_USER, SessionsService } from '../src/sessions/sessions.service';

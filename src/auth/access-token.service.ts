@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
-import { AUTH_CONFIG, AuthConfig } from './auth-config';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 
 /** `typ` claim of access tokens: no other token this service issues can stand in for one (RFC 8725 3.11). */
 export const ACCESS_TOKEN_TYPE = 'access';

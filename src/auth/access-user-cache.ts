@@ -3,9 +3,9 @@ import { randomUUID } from 'node:crypto';
 import type Redis from 'ioredis';
 import { User } from '../users/user.entity';
 import { UserChanges } from '../users/user-changes';
-import { UsersService } from '../users/users.service';
-import { AUTH_CONFIG, AuthConfig } from './auth-config';
-import { RedisConnection } from './redis-connection';
+import { SessionsService } from '../sessions/sessions.service';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
+import { RedisConnection } from '../common/redis-connection';
 
 const CHANNEL = 'auth:user-changed';
 
@@ -39,7 +39,7 @@ export class AccessUserCache implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
-    private readonly users: UsersService,
+    private readonly sessions: SessionsService,
     private readonly changes: UserChanges,
     private readonly redis: RedisConnection,
   ) {
@@ -90,7 +90,7 @@ export class AccessUserCache implements OnModuleInit, OnApplicationShutdown {
     if (fresh?.liveSessions.has(sessionId)) return { user: Object.assign(new User(), fresh.user), sessionLive: true };
 
     const invalidationsBefore = this.invalidations;
-    const found = await this.users.findByIdWithSession(id, sessionId, new Date(now));
+    const found = await this.sessions.findUserWithSession(id, sessionId, new Date(now));
     if (!found) {
       this.entries.delete(id);
       return null;

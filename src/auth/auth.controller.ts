@@ -33,8 +33,8 @@ import { ProblemDetailsFilter } from '../common/problem-details.filter';
 import { OnUnexpectedError, UnexpectedErrorInterceptor } from '../common/unexpected-error.interceptor';
 import { createValidationPipe } from '../common/validation.pipe';
 import { User } from '../users/user.entity';
-import { AuthThrottlerGuard } from './auth-throttler.guard';
-import { AuthErrors } from './auth.errors';
+import { AuthThrottlerGuard } from '../rate-limits/auth-throttler.guard';
+import { AuthErrors } from '../common/auth.errors';
 import { AuthService } from './auth.service';
 import { CurrentSessionId, CurrentUser, Public, RequestContext, RequestCtx } from './decorators';
 import {

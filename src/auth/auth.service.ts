@@ -11,14 +11,14 @@ import {
 import { EntityManager } from 'typeorm';
 import { TooManyRequestsException } from '../common/exceptions';
 import { TransactionRunner } from '../common/transaction-runner';
-import { CappedKind, MailOutbox } from '../mail/mail-outbox.service';
-import { OutboxWorker } from '../mail/outbox.worker';
+import { CappedKind, MailOutbox } from '../outbox/mail-outbox.service';
+import { OutboxWorker } from '../outbox/outbox.worker';
 import { Rotation, SessionClient, SessionsService, StartedSession } from '../sessions/sessions.service';
 import { User } from '../users/user.entity';
 import { normalizeEmail, UserAlreadyExistsError, UsersService } from '../users/users.service';
 import { AccessTokenService } from './access-token.service';
-import { AUTH_CONFIG, AuthConfig } from './auth-config';
-import { AuthErrors, AuthMessages } from './auth.errors';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
+import { AuthErrors, AuthMessages } from '../common/auth.errors';
 import type { RequestContext } from './decorators';
 import {
   ChangePasswordDto,
@@ -30,11 +30,11 @@ import {
   VerifyEmailDto,
 } from './dto/requests.dto';
 import { SessionResponse, SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
-import { EmailVerificationTokensService } from './email-verification-tokens.service';
-import { PasswordHasher } from './password-hasher';
-import { PasswordPolicy } from './password-policy';
-import { PasswordResetTokensService } from './password-reset-tokens.service';
-import { MailRequestLimiter, MailRoute, SigninFailureLimiter } from './signin-failures';
+import { EmailVerificationTokensService } from '../one-time-tokens/email-verification-tokens.service';
+import { PasswordHasher } from '../passwords/password-hasher';
+import { PasswordPolicy } from '../passwords/password-policy';
+import { PasswordResetTokensService } from '../one-time-tokens/password-reset-tokens.service';
+import { MailRequestLimiter, MailRoute, SigninFailureLimiter } from '../rate-limits/signin-failures';
 
 /**
  * The seed's auth flows, plus email verification. Throws HTTP exceptions with the contract's messages;

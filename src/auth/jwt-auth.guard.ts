@@ -1,7 +1,7 @@
 import { ExecutionContext, Injectable, UnauthorizedException } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
-import { AuthErrors } from './auth.errors';
+import { AuthErrors } from '../common/auth.errors';
 import { IS_PUBLIC_KEY } from './decorators';
 import { AUTH_JWT_STRATEGY } from './jwt.strategy';
 

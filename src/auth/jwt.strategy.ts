@@ -4,8 +4,8 @@ import { ExtractJwt, Strategy } from 'passport-jwt';
 import { User } from '../users/user.entity';
 import { ACCESS_TOKEN_TYPE, JWT_ALGORITHM } from './access-token.service';
 import { AccessUserCache } from './access-user-cache';
-import { AUTH_CONFIG, AuthConfig } from './auth-config';
-import { AuthErrors } from './auth.errors';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
+import { AuthErrors } from '../common/auth.errors';
 import { AuthenticatedRequest, SESSION_ID_KEY } from './decorators';
 
 /** Named so it cannot clash with a `jwt` strategy the host app registers for itself. */

@@ -1,5 +1,5 @@
 import { ValidationFailedException } from '../common/exceptions';
-import type { AuthConfig } from './auth-config';
+import type { AuthConfig } from '../options/auth-config';
 import type { TokenResponse } from './dto/responses.dto';
 import { cookieValue, RefreshTokenCookie } from './refresh-token-cookie';
 

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ValidationFailedException } from '../common/exceptions';
-import { AUTH_CONFIG, AuthConfig } from './auth-config';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 import type { TokenResponse } from './dto/responses.dto';
 
 export const REFRESH_COOKIE_NAME = 'refresh_token';

@@ -2,7 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logge
 import { HttpAdapterHost } from '@nestjs/core';
 import { ThrottlerException } from '@nestjs/throttler';
 import { STATUS_CODES } from 'node:http';
-import { AuthErrors } from '../auth/auth.errors';
+import { AuthErrors } from './auth.errors';
 import { FieldError, ServiceBusyException, TooManyRequestsException, ValidationFailedException } from './exceptions';
 import { requestIdOf } from './request-id';
 

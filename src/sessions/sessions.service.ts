@@ -2,10 +2,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { createHmac, hkdfSync, randomUUID } from 'node:crypto';
 import { EntityManager, FindOptionsWhere, In, IsNull, LessThanOrEqual, MoreThan, Not, Repository } from 'typeorm';
-import { AUTH_CONFIG, AuthConfig } from '../auth/auth-config';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 import { deleteInBatches } from '../common/delete-in-batches';
 import { newOpaqueToken, sha256Hex } from '../common/opaque-tokens';
 import { TransactionRunner } from '../common/transaction-runner';
+import { User } from '../users/user.entity';
 import { UserChanges } from '../users/user-changes';
 import { RefreshToken } from './refresh-token.entity';
 import { Session } from './session.entity';
@@ -60,6 +61,27 @@ export class SessionsService {
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {
     this.successorKey = Buffer.from(hkdfSync('sha256', config.jwtKey.export(), '', 'refresh token successor', 32));
+  }
+
+  /**
+   * The user, and whether `sessionId` is one of their sessions that is neither revoked nor expired at
+   * `now`, in one round trip: the access check runs it on every guarded request its cache cannot answer.
+   */
+  async findUserWithSession(id: number, sessionId: string, now: Date): Promise<{ user: User; sessionLive: boolean } | null> {
+    const { entities, raw } = await this.sessions.manager
+      .getRepository(User)
+      .createQueryBuilder('user')
+      .leftJoin(
+        Session,
+        'session',
+        'session.id = :sessionId AND session.userId = user.id AND session.revokedAt IS NULL AND session.expiresAt > :now',
+        { sessionId, now },
+      )
+      .addSelect('session.id', 'live_session_id')
+      .where('user.id = :id', { id })
+      .getRawAndEntities<{ live_session_id: string | null }>();
+    if (entities.length === 0) return null;
+    return { user: entities[0], sessionLive: raw[0].live_session_id !== null };
   }
 
   /**

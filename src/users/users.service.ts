@@ -2,7 +2,6 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, IsNull, QueryFailedError, Repository } from 'typeorm';
 import { TransactionRunner } from '../common/transaction-runner';
-import { Session } from '../sessions/session.entity';
 import { UserChanges } from './user-changes';
 import { User } from './user.entity';
 
@@ -56,26 +55,6 @@ export class UsersService {
   /** Reads through `manager` when given, so a transaction sees its own writes. */
   findById(id: number, manager?: EntityManager): Promise<User | null> {
     return (manager?.getRepository(User) ?? this.users).findOneBy({ id });
-  }
-
-  /**
-   * The user, and whether `sessionId` is one of their sessions that is neither revoked nor expired at
-   * `now`, in one round trip: the access check runs it on every guarded request its cache cannot answer.
-   */
-  async findByIdWithSession(id: number, sessionId: string, now: Date): Promise<{ user: User; sessionLive: boolean } | null> {
-    const { entities, raw } = await this.users
-      .createQueryBuilder('user')
-      .leftJoin(
-        Session,
-        'session',
-        'session.id = :sessionId AND session.userId = user.id AND session.revokedAt IS NULL AND session.expiresAt > :now',
-        { sessionId, now },
-      )
-      .addSelect('session.id', 'live_session_id')
-      .where('user.id = :id', { id })
-      .getRawAndEntities<{ live_session_id: string | null }>();
-    if (entities.length === 0) return null;
-    return { user: entities[0], sessionLive: raw[0].live_session_id !== null };
   }
 
   findByEmail(email: string): Promise<User | null> {

@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 /** The compiled standalone app (`npm run build`, which `npm test` runs first). */
-export const MAIN_JS = join(__dirname, '..', '..', 'dist', 'src', 'main.js');
+export const MAIN_JS = join(__dirname, '..', '..', 'dist', 'src', 'app', 'main.js');
 
 const BASE_ENV = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' };
 

@@ -3,12 +3,12 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import request from 'supertest';
 import type TestAgent from 'supertest/lib/agent';
 import { DataSource } from 'typeorm';
-import { authOptionsFrom } from '../../src/app.module';
-import { createApp, HttpAdapterKind } from '../../src/app.setup';
+import { authOptionsFrom } from '../../src/app/app.module';
+import { createApp, HttpAdapterKind } from '../../src/app/app.setup';
 import { AuthService } from '../../src/auth/auth.service';
-import type { MailOptions } from '../../src/auth/auth-options.interface';
-import { loadAppConfig } from '../../src/config/app-config';
-import { OutboxMessage } from '../../src/mail/outbox-message.entity';
+import type { MailOptions } from '../../src/options/auth-options.interface';
+import { loadAppConfig } from '../../src/app/config/app-config';
+import { OutboxMessage } from '../../src/outbox/outbox-message.entity';
 import { createTestDatabase, DatabaseKind, TestDatabase } from './databases';
 import { TestSmtpServer } from './smtp';
 

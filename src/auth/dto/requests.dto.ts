@@ -3,7 +3,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsEmail, IsOptional, IsString, Length, Matches, MaxLength, ValidateBy } from 'class-validator';
 import { canonicalUsername } from '../../users/users.service';
-import { characterCount, IsCurrentPassword, IsNewPassword } from './password.validator';
+import { characterCount, IsCurrentPassword, IsNewPassword } from '../../passwords/password.validator';
 
 const EMAIL_MAX_LENGTH = 254;
 const USERNAME_MAX_LENGTH = 50;

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
-import type { MailerService } from '@nestjs-modules/mailer';
-import type { AuthConfig } from '../auth/auth-config';
+import type { AuthConfig } from '../options/auth-config';
 import type { MailOutbox } from './mail-outbox.service';
-import type { MailService } from './mail.service';
+import type { MailComposer } from './mail-composer';
+import type { MailSender } from './mail-sender';
 import { OutboxMessage } from './outbox-message.entity';
 import { OutboxWorker, retryDelayMs } from './outbox.worker';
 
@@ -43,7 +43,7 @@ describe(retryDelayMs.name, () => {
 describe(OutboxWorker.name, () => {
   let outbox: { claimDue: jest.Mock; markSent: jest.Mock; markForRetry: jest.Mock; markDead: jest.Mock };
   let content: { compose: jest.Mock };
-  let mailer: { sendMail: jest.Mock };
+  let mailer: { send: jest.Mock };
   let logLines: string[];
   let sut: OutboxWorker;
 
@@ -65,14 +65,14 @@ describe(OutboxWorker.name, () => {
       markDead: jest.fn().mockResolvedValue(true),
     };
     content = { compose: jest.fn().mockResolvedValue(CONTENT) };
-    mailer = { sendMail: jest.fn().mockResolvedValue({}) };
+    mailer = { send: jest.fn().mockResolvedValue(undefined) };
     logLines = [];
     for (const level of ['log', 'warn', 'error'] as const) {
       jest.spyOn(Logger.prototype, level).mockImplementation((...args: unknown[]) => {
         logLines.push(String(args[0]));
       });
     }
-    sut = new OutboxWorker(outbox as unknown as MailOutbox, content as unknown as MailService, mailer as unknown as MailerService, config);
+    sut = new OutboxWorker(outbox as unknown as MailOutbox, content as unknown as MailComposer, mailer as unknown as MailSender, config);
   });
 
   afterEach(async () => {
@@ -87,7 +87,7 @@ describe(OutboxWorker.name, () => {
     sut.onApplicationBootstrap();
     await until(() => outbox.markSent.mock.calls.length === 1);
 
-    expect(mailer.sendMail).toHaveBeenCalledWith({ to: 'ada@example.com', from: 'no-reply@example.test', ...CONTENT });
+    expect(mailer.send).toHaveBeenCalledWith({ to: 'ada@example.com', ...CONTENT });
     expect(outbox.markSent).toHaveBeenCalledWith(claimed);
     expect(logLines).toContain('mail sent id=41 kind=password-reset user_id=7 attempt=1/3');
     expect(logLines.join('\n')).not.toMatch(/token|https?:/);
@@ -95,7 +95,7 @@ describe(OutboxWorker.name, () => {
 
   it('schedules a failed attempt for retry after the backoff, by the module clock', async () => {
     claimOnce(message({ attempts: 2 }));
-    mailer.sendMail.mockRejectedValue(new Error('connect ECONNREFUSED\n127.0.0.1:25'));
+    mailer.send.mockRejectedValue(new Error('connect ECONNREFUSED\n127.0.0.1:25'));
 
     sut.onApplicationBootstrap();
     await until(() => outbox.markForRetry.mock.calls.length === 1);
@@ -106,7 +106,7 @@ describe(OutboxWorker.name, () => {
 
   it('keeps addresses a server quotes out of the log and the outbox', async () => {
     claimOnce(message());
-    mailer.sendMail.mockRejectedValue(new Error('550 5.1.1 <ada@example.com>: Recipient address rejected'));
+    mailer.send.mockRejectedValue(new Error('550 5.1.1 <ada@example.com>: Recipient address rejected'));
 
     sut.onApplicationBootstrap();
     await until(() => outbox.markForRetry.mock.calls.length === 1);
@@ -123,7 +123,7 @@ describe(OutboxWorker.name, () => {
     await until(() => outbox.markDead.mock.calls.length === 1);
 
     expect(outbox.markDead).toHaveBeenCalledWith(expect.objectContaining({ id: 41 }), 'the account no longer exists');
-    expect(mailer.sendMail).not.toHaveBeenCalled();
+    expect(mailer.send).not.toHaveBeenCalled();
     expect(outbox.markForRetry).not.toHaveBeenCalled();
   });
 
@@ -150,10 +150,10 @@ describe(OutboxWorker.name, () => {
 
   it('waits for the send in flight when the module stops, then polls no more', async () => {
     let finishSend: () => void = () => undefined;
-    mailer.sendMail.mockReturnValue(new Promise<void>((resolve) => (finishSend = resolve)));
+    mailer.send.mockReturnValue(new Promise<void>((resolve) => (finishSend = resolve)));
     claimOnce(message());
     sut.onApplicationBootstrap();
-    await until(() => mailer.sendMail.mock.calls.length === 1);
+    await until(() => mailer.send.mock.calls.length === 1);
 
     let stopped = false;
     const stopping = sut.onModuleDestroy().then(() => (stopped = true));

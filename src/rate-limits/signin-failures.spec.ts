@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { AuthConfig } from './auth-config';
-import { RedisConnection } from './redis-connection';
+import { AuthConfig } from '../options/auth-config';
+import { RedisConnection } from '../common/redis-connection';
 import { InMemoryFailureCounterStore, RedisFailureCounterStore, SigninFailureLimiter } from './signin-failures';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';

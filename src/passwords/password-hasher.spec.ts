@@ -1,5 +1,5 @@
 import * as argon2 from 'argon2';
-import { AuthConfig } from './auth-config';
+import { AuthConfig } from '../options/auth-config';
 import { HashingBusyException, PasswordHasher } from './password-hasher';
 
 // Calls through to the real argon2; recorded so a test can see which hash a check ran against.

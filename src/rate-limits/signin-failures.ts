@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
-import { AUTH_CONFIG, AuthConfig } from './auth-config';
-import { RedisConnection } from './redis-connection';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
+import { RedisConnection } from '../common/redis-connection';
 
 export interface FailureWindow {
   /** Failures recorded in the current window. */

@@ -1,8 +1,7 @@
 import { Controller, Get, HttpCode, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOkResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
-import { Public } from '../auth/decorators';
-import { RedisConnection } from '../auth/redis-connection';
+import { Public, RedisConnection } from '../..';
 
 const CHECK_TIMEOUT_MS = 2_000;
 

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { existsSync } from 'node:fs';
 import type * as NestCommon from '@nestjs/common';
 import type * as AppSetup from './app.setup';
-import { lowerThreadPoolPriority } from './common/thread-pool-priority';
+import { lowerThreadPoolPriority } from '..';
 import { AppConfig, ConfigError, loadAppConfig } from './config/app-config';
 
 async function bootstrap(): Promise<void> {
@@ -20,7 +20,7 @@ async function bootstrap(): Promise<void> {
   // the pool starts, which is the next line.
   process.env.UV_THREADPOOL_SIZE ??= String(config.passwordHashConcurrency + 2);
   const loweredThreads = await lowerThreadPoolPriority();
-  // Loaded only now, so a bad configuration is reported at once, before Nest and the drivers load.
+  // The app and its drivers load only now, once the pool is sized (loading the library starts no pool thread).
   // (require, not import(): Node 20's ESM loader trips over Nest's ESM-only packages behind a dynamic import.)
   const { Logger } = require('@nestjs/common') as typeof NestCommon;
   const { createApp } = require('./app.setup') as typeof AppSetup;

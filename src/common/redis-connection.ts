@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import Redis from 'ioredis';
-import { AUTH_CONFIG, AuthConfig } from './auth-config';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 
 const CONNECT_TIMEOUT_MS = 2000;
 

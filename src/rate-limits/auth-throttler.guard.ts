@@ -9,8 +9,8 @@ import {
   ThrottlerStorageService,
 } from '@nestjs/throttler';
 import type { ThrottlerStorageRecord } from '@nestjs/throttler/dist/throttler-storage-record.interface';
-import { AUTH_CONFIG, AuthConfig } from './auth-config';
-import { RedisConnection } from './redis-connection';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
+import { RedisConnection } from '../common/redis-connection';
 
 /**
  * Per client address and route limit on the auth routes. The address is `request.ip`, which Express and

@@ -4,9 +4,8 @@ import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
-import type { AuthModuleOptions } from './auth/auth-options.interface';
-import { ProblemDetailsFilter } from './common/problem-details.filter';
-import { securityHeaders } from './common/security-headers';
+import { type AuthModuleOptions, ProblemDetailsFilter } from '..';
+import { securityHeaders } from './security-headers';
 import type { AppConfig } from './config/app-config';
 
 export type HttpAdapterKind = 'fastify' | 'express';

@@ -3,8 +3,8 @@ import * as argon2 from 'argon2';
 import { randomBytes } from 'node:crypto';
 import { QueueFullError, WorkLimiter } from '../common/bounded-queue';
 import { ServiceBusyException } from '../common/exceptions';
-import { AUTH_CONFIG, AuthConfig } from './auth-config';
-import { AuthErrors } from './auth.errors';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
+import { AuthErrors } from '../common/auth.errors';
 
 /** 503 with Retry-After: the hashing queue is full; the client should come back in a moment. */
 export class HashingBusyException extends ServiceBusyException {

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { TransactionRunner } from '../common/transaction-runner';
-import { AUTH_CONFIG, AuthConfig } from './auth-config';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 import { OneTimeTokens } from './one-time-tokens';
 import { PasswordResetToken } from './password-reset-token.entity';
 

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { MailOutbox } from '../mail/mail-outbox.service';
+import { MailOutbox } from '../outbox/mail-outbox.service';
 import { SessionsService } from '../sessions/sessions.service';
 
 const INTERVAL_MS = 60 * 60 * 1000;

@@ -1,7 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import type { AuthModuleOptions } from './auth/auth-options.interface';
-import { AuthModule } from './auth/auth.module';
+import { AuthModule, type AuthModuleOptions } from '..';
 import type { AppConfig } from './config/app-config';
 import { dataSourceOptions } from './config/database';
 import { HealthController } from './health/health.controller';

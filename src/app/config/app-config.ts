@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { DEFAULT_HASH_CONCURRENCY, MIN_JWT_SECRET_BYTES } from '../auth/auth-config';
+import { DEFAULT_HASH_CONCURRENCY, MIN_JWT_SECRET_BYTES } from '../..';
 import { DatabaseTarget, DEFAULT_DATABASE_URL, parseDatabaseUrl } from './database-url';
 
 /** Settings of the standalone app, read from the environment once at boot. */

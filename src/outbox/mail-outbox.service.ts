@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { EntityManager, In, LessThanOrEqual, MoreThan, QueryResult } from 'typeorm';
-import { AUTH_CONFIG, AuthConfig } from '../auth/auth-config';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 import { deleteInBatches } from '../common/delete-in-batches';
 import { TransactionRunner } from '../common/transaction-runner';
 import { OutboxMessage, OutboxMessageKind } from './outbox-message.entity';

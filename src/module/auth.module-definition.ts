@@ -1,5 +1,5 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import type { AuthModuleOptions } from './auth-options.interface';
+import type { AuthModuleOptions } from '../options/auth-options.interface';
 
 export const {
   ConfigurableModuleClass: AuthConfigurableModule,

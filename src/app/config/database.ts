@@ -1,8 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DataSourceOptions } from 'typeorm';
-import { AUTH_ENTITIES } from '../auth/auth.module';
-import { AUTH_MIGRATIONS } from '../migrations';
+import { AUTH_ENTITIES, AUTH_MIGRATIONS } from '../..';
 import type { DatabaseTarget } from './database-url';
 
 /** The DataSource options shared by the app, the migration CLI (`ormconfig.ts`) and the tests. */

@@ -1,12 +1,9 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { MailerService } from '@nestjs-modules/mailer';
-import { AUTH_CONFIG, AuthConfig } from '../auth/auth-config';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
+import { MAIL_COMPOSER, type MailComposer } from './mail-composer';
+import { MAIL_SEND_TIMEOUT_MS, MailSender } from './mail-sender';
 import { MailOutbox } from './mail-outbox.service';
-import { MailService } from './mail.service';
 import type { OutboxMessage } from './outbox-message.entity';
-
-/** The mailer gives up on one message after this long (AuthModule sets the SMTP timeouts below it). */
-export const MAIL_SEND_TIMEOUT_MS = 30_000;
 
 /** Longer than the slowest send, so no other worker claims a message that is still on its way. */
 const CLAIM_LEASE_MS = 2 * MAIL_SEND_TIMEOUT_MS;
@@ -48,8 +45,8 @@ export class OutboxWorker implements OnApplicationBootstrap, OnModuleDestroy {
 
   constructor(
     private readonly outbox: MailOutbox,
-    private readonly content: MailService,
-    private readonly mailer: MailerService,
+    @Inject(MAIL_COMPOSER) private readonly content: MailComposer,
+    private readonly mailer: MailSender,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
@@ -141,6 +138,6 @@ export class OutboxWorker implements OnApplicationBootstrap, OnModuleDestroy {
 
   private async send(message: OutboxMessage): Promise<void> {
     const content = await this.content.compose(message);
-    await this.mailer.sendMail({ to: message.recipient, from: this.config.mail.from, ...content });
+    await this.mailer.send({ to: message.recipient, ...content });
   }
 }

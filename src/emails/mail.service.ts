@@ -1,10 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { AUTH_CONFIG, AuthConfig } from '../auth/auth-config';
-import { EmailVerificationTokensService } from '../auth/email-verification-tokens.service';
-import { PasswordResetTokensService } from '../auth/password-reset-tokens.service';
+import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
+import { EmailVerificationTokensService } from '../one-time-tokens/email-verification-tokens.service';
+import { PasswordResetTokensService } from '../one-time-tokens/password-reset-tokens.service';
 import { UsersService } from '../users/users.service';
 import { emailVerificationMail, MailContent, MailedLink, passwordChangedMail, passwordResetMail, welcomeMail } from './mail-templates';
-import type { OutboxMessage } from './outbox-message.entity';
+import type { MailComposer } from '../outbox/mail-composer';
+import type { OutboxMessage } from '../outbox/outbox-message.entity';
 
 /**
  * The content side of mail: what an outbox message says, rendered when it is about to be sent. A message
@@ -13,7 +14,7 @@ import type { OutboxMessage } from './outbox-message.entity';
  * Every link comes from configuration, never from a request.
  */
 @Injectable()
-export class MailService {
+export class MailService implements MailComposer {
   constructor(
     private readonly users: UsersService,
     private readonly resetTokens: PasswordResetTokensService,

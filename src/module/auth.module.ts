@@ -1,0 +1,91 @@
+import { Module } from '@nestjs/common';
+import { JwtService } from '@nestjs/jwt';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { TransactionRunner } from '../common/transaction-runner';
+import { MailOutbox } from '../outbox/mail-outbox.service';
+import { MailService } from '../emails/mail.service';
+import { OutboxMessage } from '../outbox/outbox-message.entity';
+import { MAIL_COMPOSER } from '../outbox/mail-composer';
+import { MailSender } from '../outbox/mail-sender';
+import { OutboxWorker } from '../outbox/outbox.worker';
+import { RefreshToken } from '../sessions/refresh-token.entity';
+import { Session } from '../sessions/session.entity';
+import { SessionsService } from '../sessions/sessions.service';
+import { User } from '../users/user.entity';
+import { UserChanges } from '../users/user-changes';
+import { UsersService } from '../users/users.service';
+import { AccessUserCache } from '../auth/access-user-cache';
+import { AccessTokenService } from '../auth/access-token.service';
+import { AUTH_CONFIG, AuthConfig, resolveAuthConfig } from '../options/auth-config';
+import type { AuthModuleOptions } from '../options/auth-options.interface';
+import { authThrottlerProviders, AuthThrottlerGuard } from '../rate-limits/auth-throttler.guard';
+import { AuthController } from '../auth/auth.controller';
+import { AUTH_MODULE_OPTIONS, AuthConfigurableModule } from './auth.module-definition';
+import { AuthService } from '../auth/auth.service';
+import { EmailVerificationToken } from '../one-time-tokens/email-verification-token.entity';
+import { EmailVerificationTokensService } from '../one-time-tokens/email-verification-tokens.service';
+import { Housekeeping } from './housekeeping';
+import { JwtAuthGuard } from '../auth/jwt-auth.guard';
+import { JwtStrategy } from '../auth/jwt.strategy';
+import { PasswordHasher } from '../passwords/password-hasher';
+import { PasswordPolicy } from '../passwords/password-policy';
+import { PasswordResetToken } from '../one-time-tokens/password-reset-token.entity';
+import { PasswordResetTokensService } from '../one-time-tokens/password-reset-tokens.service';
+import { RedisConnection } from '../common/redis-connection';
+import { RefreshTokenCookie } from '../auth/refresh-token-cookie';
+import { MailRequestLimiter, SigninFailureLimiter } from '../rate-limits/signin-failures';
+
+/** Every entity the module needs the host's DataSource to know (and its migrations to create). */
+export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, OutboxMessage, Session, RefreshToken];
+
+/**
+ * Sign-up, sign-in, password recovery and change under `/api/v1/auth`, plus `JwtAuthGuard` and
+ * `@CurrentUser()` for the host's own routes. The host owns `TypeOrmModule.forRoot` (with `AUTH_ENTITIES`
+ * and `AUTH_MIGRATIONS`); this module only registers its repositories.
+ *
+ * JWT signing is provided here directly rather than through `JwtModule`, whose async factory could not
+ * see this module's options, and so that it never collides with a JWT setup of the host.
+ */
+@Module({
+  imports: [TypeOrmModule.forFeature(AUTH_ENTITIES)],
+  controllers: [AuthController],
+  providers: [
+    {
+      provide: AUTH_CONFIG,
+      inject: [AUTH_MODULE_OPTIONS],
+      useFactory: (options: AuthModuleOptions) => resolveAuthConfig(options),
+    },
+    {
+      provide: JwtService,
+      inject: [AUTH_CONFIG],
+      useFactory: (config: AuthConfig) => new JwtService({ secret: config.jwtKey as unknown as string }),
+    },
+    TransactionRunner,
+    MailService,
+    { provide: MAIL_COMPOSER, useExisting: MailService },
+    MailSender,
+    MailOutbox,
+    OutboxWorker,
+    RedisConnection,
+    ...authThrottlerProviders,
+    AuthThrottlerGuard,
+    UsersService,
+    UserChanges,
+    SessionsService,
+    Housekeeping,
+    AccessUserCache,
+    PasswordHasher,
+    PasswordPolicy,
+    AccessTokenService,
+    PasswordResetTokensService,
+    EmailVerificationTokensService,
+    SigninFailureLimiter,
+    MailRequestLimiter,
+    JwtStrategy,
+    JwtAuthGuard,
+    RefreshTokenCookie,
+    AuthService,
+  ],
+  exports: [AuthService, UsersService, SessionsService, JwtAuthGuard, AUTH_CONFIG, RedisConnection],
+})
+export class AuthModule extends AuthConfigurableModule {}
