@@ -28,7 +28,7 @@ import {
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
   ApiUnprocessableEntityResponse,
-} from '@nestjs/swagger';
+} from '../common/openapi';
 import { ProblemDetailsFilter } from '../common/problem-details.filter';
 import { OnUnexpectedError, UnexpectedErrorInterceptor } from '../common/unexpected-error.interceptor';
 import { createValidationPipe } from '../common/validation.pipe';

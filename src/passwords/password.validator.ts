@@ -1,5 +1,5 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty } from '../common/openapi';
 import { IsString, ValidateBy, ValidationOptions } from 'class-validator';
 
 export const PASSWORD_MIN_LENGTH = 8;

@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty } from '../../common/openapi';
 import type { Session } from '../../sessions/session.entity';
 import type { User } from '../../users/user.entity';
 
