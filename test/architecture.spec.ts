@@ -20,7 +20,7 @@ const ALLOWED: Record<string, string[]> = {
   'rate-limits': ['common', 'options'],
   common: ['options'],
   options: [],
-  migrations: [],
+  migrations: ['options'],
 };
 
 const SRC = join(__dirname, '..', 'src');

@@ -4,14 +4,12 @@ import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
-import { type AuthModuleOptions, ProblemDetailsFilter } from '..';
+import { type AuthModuleOptions, BODY_LIMIT_BYTES, ProblemDetailsFilter } from '..';
 import { securityHeaders } from './security-headers';
 import type { AppConfig } from './config/app-config';
 
 export type HttpAdapterKind = 'fastify' | 'express';
 
-/** Auth bodies are a few hundred bytes; anything near this is not a legitimate request. */
-export const BODY_LIMIT_BYTES = 16 * 1024;
 
 export interface CreateAppOptions {
   /** Overrides `config.httpAdapter` (the tests run every suite on both). */

@@ -1,5 +1,4 @@
 import {
-  Body,
   Controller,
   Delete,
   Get,
@@ -12,7 +11,6 @@ import {
   UseFilters,
   UseGuards,
   UseInterceptors,
-  UsePipes,
 } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
@@ -31,7 +29,6 @@ import {
 } from '../common/openapi';
 import { ProblemDetailsFilter } from '../common/problem-details.filter';
 import { OnUnexpectedError, UnexpectedErrorInterceptor } from '../common/unexpected-error.interceptor';
-import { createValidationPipe } from '../common/validation.pipe';
 import { User } from '../users/user.entity';
 import { AuthThrottlerGuard } from '../rate-limits/auth-throttler.guard';
 import { AuthErrors } from '../common/auth.errors';
@@ -50,6 +47,7 @@ import {
 import { ProblemResponse, SessionResponse, SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
 import { JwtAuthGuard } from './jwt-auth.guard';
 import { RefreshTokenCookie } from './refresh-token-cookie';
+import { ValidBody } from './validated-body';
 
 /** What the routes need of Express's and Fastify's request and response objects. */
 type HttpRequest = Parameters<RefreshTokenCookie['read']>[0];
@@ -61,11 +59,10 @@ const problem = { type: ProblemResponse, description: 'application/problem+json'
 @ApiExtraModels(ProblemResponse)
 @ApiUnprocessableEntityResponse({ ...problem, description: 'The body is invalid; `errors` lists each field' })
 @ApiTooManyRequestsResponse({ ...problem, description: 'Rate limited; see `Retry-After`' })
-@Controller('api/v1/auth')
+@Controller()
 @UseGuards(AuthThrottlerGuard)
 @UseFilters(ProblemDetailsFilter)
 @UseInterceptors(UnexpectedErrorInterceptor)
-@UsePipes(createValidationPipe())
 export class AuthController {
   constructor(
     private readonly auth: AuthService,
@@ -80,7 +77,7 @@ export class AuthController {
   @ApiBadRequestResponse({ ...problem, description: 'Email already registered / Username already taken' })
   @ApiInternalServerErrorResponse(problem)
   async signUp(
-    @Body() dto: SignUpDto,
+    @ValidBody() dto: SignUpDto,
     @RequestCtx() ctx: RequestContext,
     @Res({ passthrough: true }) response: HttpResponse,
   ): Promise<TokenResponse> {
@@ -100,7 +97,7 @@ export class AuthController {
   })
   @ApiInternalServerErrorResponse(problem)
   async signIn(
-    @Body() dto: SignInDto,
+    @ValidBody() dto: SignInDto,
     @RequestCtx() ctx: RequestContext,
     @Res({ passthrough: true }) response: HttpResponse,
   ): Promise<TokenResponse> {
@@ -123,7 +120,7 @@ export class AuthController {
   @ApiForbiddenResponse({ ...problem, description: 'User account is inactive / Email not verified' })
   @ApiInternalServerErrorResponse(problem)
   async refresh(
-    @Body() dto: RefreshTokenDto,
+    @ValidBody() dto: RefreshTokenDto,
     @RequestCtx() ctx: RequestContext,
     @Req() request: HttpRequest,
     @Res({ passthrough: true }) response: HttpResponse,
@@ -205,7 +202,7 @@ export class AuthController {
   @ApiOperation({ summary: 'Email a reset link; answers the same whether or not the email has an account' })
   @ApiOkResponse({ type: SuccessResponse })
   @ApiInternalServerErrorResponse(problem)
-  forgotPassword(@Body() dto: ForgotPasswordDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
+  forgotPassword(@ValidBody() dto: ForgotPasswordDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
     return this.auth.forgotPassword(dto, ctx);
   }
 
@@ -220,7 +217,7 @@ export class AuthController {
   @ApiBadRequestResponse({ ...problem, description: 'Invalid or expired token' })
   @ApiNotFoundResponse({ ...problem, description: 'User not found' })
   @ApiInternalServerErrorResponse(problem)
-  resetPassword(@Body() dto: ResetPasswordDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
+  resetPassword(@ValidBody() dto: ResetPasswordDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
     return this.auth.resetPassword(dto, ctx);
   }
 
@@ -232,7 +229,7 @@ export class AuthController {
   @ApiOkResponse({ type: SuccessResponse })
   @ApiBadRequestResponse({ ...problem, description: 'Invalid or expired token' })
   @ApiInternalServerErrorResponse(problem)
-  verifyEmail(@Body() dto: VerifyEmailDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
+  verifyEmail(@ValidBody() dto: VerifyEmailDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
     return this.auth.verifyEmail(dto, ctx);
   }
 
@@ -245,7 +242,7 @@ export class AuthController {
   })
   @ApiOkResponse({ type: SuccessResponse })
   @ApiInternalServerErrorResponse(problem)
-  resendVerification(@Body() dto: ResendVerificationDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
+  resendVerification(@ValidBody() dto: ResendVerificationDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
     return this.auth.resendVerification(dto, ctx);
   }
 
@@ -263,7 +260,7 @@ export class AuthController {
   @ApiInternalServerErrorResponse(problem)
   changePassword(
     @CurrentUser() user: User,
-    @Body() dto: ChangePasswordDto,
+    @ValidBody() dto: ChangePasswordDto,
     @RequestCtx() ctx: RequestContext,
   ): Promise<SuccessResponse> {
     return this.auth.changePassword(user, dto, ctx);

@@ -1,5 +1,7 @@
+import type { ApplicationConfig } from '@nestjs/core';
 import { ValidationFailedException } from '../common/exceptions';
 import type { AuthConfig } from '../options/auth-config';
+import { AuthRoutes } from './auth-routes';
 import type { TokenResponse } from './dto/responses.dto';
 import { cookieValue, RefreshTokenCookie } from './refresh-token-cookie';
 
@@ -18,7 +20,8 @@ const body: TokenResponse = {
 };
 
 function sut(refreshTokenCookie: boolean): RefreshTokenCookie {
-  return new RefreshTokenCookie({ refreshTokenCookie, refreshTokenTtlSeconds: 600 } as AuthConfig);
+  const routes = new AuthRoutes({ getGlobalPrefix: () => '' } as ApplicationConfig, 'api/v1/auth');
+  return new RefreshTokenCookie({ refreshTokenCookie, refreshTokenTtlSeconds: 600 } as AuthConfig, routes);
 }
 
 describe(cookieValue.name, () => {

@@ -1,11 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ValidationFailedException } from '../common/exceptions';
 import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
+import { AuthRoutes } from './auth-routes';
 import type { TokenResponse } from './dto/responses.dto';
 
 export const REFRESH_COOKIE_NAME = 'refresh_token';
-/** The cookie goes only to the module's own routes: the refresh route needs it, nothing else does. */
-export const REFRESH_COOKIE_PATH = '/api/v1/auth';
 
 /** The part of Express's and Fastify's responses used here: both have `header(name, value)`. */
 interface HeaderWriter {
@@ -23,7 +22,10 @@ interface CookieCarrier {
  */
 @Injectable()
 export class RefreshTokenCookie {
-  constructor(@Inject(AUTH_CONFIG) private readonly config: AuthConfig) {}
+  constructor(
+    @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
+    private readonly routes: AuthRoutes,
+  ) {}
 
   /** In cookie mode, moves the refresh token from the body into the cookie; otherwise leaves the body as is. */
   deliver(response: HeaderWriter, body: TokenResponse): TokenResponse {
@@ -51,8 +53,10 @@ export class RefreshTokenCookie {
     return fromBody;
   }
 
+  /** The cookie goes only to the module's own routes: the refresh route needs it, nothing else does. */
   private cookie(value: string, maxAgeSeconds: number): string {
-    return `${REFRESH_COOKIE_NAME}=${value}; Max-Age=${maxAgeSeconds}; Path=${REFRESH_COOKIE_PATH}; HttpOnly; Secure; SameSite=Strict`;
+    const path = this.routes.basePath();
+    return `${REFRESH_COOKIE_NAME}=${value}; Max-Age=${maxAgeSeconds}; Path=${path}; HttpOnly; Secure; SameSite=Strict`;
   }
 }
 

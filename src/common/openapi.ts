@@ -17,6 +17,7 @@ function loadSwagger(): typeof Swagger {
 export const {
   ApiBadRequestResponse,
   ApiBearerAuth,
+  ApiBody,
   ApiCreatedResponse,
   ApiExtraModels,
   ApiForbiddenResponse,

@@ -8,12 +8,19 @@ import {
   NotFoundException,
   ServiceUnavailableException,
   UnauthorizedException,
+  ValidationPipe,
 } from '@nestjs/common';
+import { IsEmail } from 'class-validator';
 import { HttpAdapterHost } from '@nestjs/core';
 import { ThrottlerException } from '@nestjs/throttler';
 import { InternalErrorException, ServiceBusyException, TooManyRequestsException, ValidationFailedException } from './exceptions';
 import { ProblemDetails, ProblemDetailsFilter } from './problem-details.filter';
 import { requestIdOf } from './request-id';
+
+class HostSignInDto {
+  @IsEmail()
+  email: string;
+}
 
 interface Reply {
   status: number;
@@ -78,12 +85,24 @@ describe(ProblemDetailsFilter.name, () => {
     [new NotFoundException('User not found'), 404, 'Not Found', 'User not found'],
     [new ForbiddenException('User account is inactive'), 403, 'Forbidden', 'User account is inactive'],
     [new HttpException('Plain string', 418), 418, "I'm a Teapot", 'Plain string'],
-    [new HttpException({ message: ['a', 'b'] }, 400), 400, 'Bad Request', 'Bad Request'],
+    [new HttpException({ message: ['a', 'b'] }, 400), 400, 'Bad Request', 'a; b'],
+    [new HttpException({ message: [] }, 400), 400, 'Bad Request', 'Bad Request'],
+    [new HttpException({ message: [1] }, 400), 400, 'Bad Request', 'Bad Request'],
   ])('maps %p to status %i', (exception, status, title, detail) => {
     const reply = handle(exception);
 
     expect(reply.status).toBe(status);
     expect(reply.body).toMatchObject({ status, title, detail });
+  });
+
+  it("keeps the messages of a host's ValidationPipe installed beside it", async () => {
+    const pipe = new ValidationPipe();
+    const failure = await pipe.transform({ email: 'x' }, { type: 'body', metatype: HostSignInDto }).catch((error: unknown) => error);
+
+    const reply = handle(failure);
+
+    expect(reply.status).toBe(400);
+    expect(reply.body.detail).toContain('email must be an email');
   });
 
   it('keeps the status in the body equal to the HTTP status', () => {

@@ -37,11 +37,19 @@ function parserErrorStatus(error: unknown): number | undefined {
   return fromBodyParser && typeof httpStatus === 'number' && httpStatus in PARSER_ERRORS ? httpStatus : undefined;
 }
 
+/** The fixed problem for a body parser's error (malformed JSON, too large, wrong type), or undefined for any other error. */
+export function parserProblemOf(error: unknown): ProblemDetails | undefined {
+  const status = parserErrorStatus(error instanceof HttpException ? error.cause : error);
+  return status === undefined ? undefined : problem(status, PARSER_ERRORS[status]);
+}
+
 function detailOf(exception: HttpException): string {
   const response = exception.getResponse();
   if (typeof response === 'string') return response;
   const message = (response as { message?: unknown }).message;
   if (typeof message === 'string') return message;
+  // Nest's ValidationPipe (a host's, when this filter is installed app-wide) lists one message per rule.
+  if (Array.isArray(message) && message.length > 0 && message.every((m) => typeof m === 'string')) return message.join('; ');
   return STATUS_CODES[exception.getStatus()] ?? 'Error';
 }
 
@@ -96,8 +104,8 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     }
     // Nest's adapters wrap body-parser failures in an HttpException whose message quotes the parser,
     // and on Express part of the body (a password, say): answer those with a fixed text instead.
-    const parserStatus = parserErrorStatus(exception instanceof HttpException ? exception.cause : exception);
-    if (parserStatus !== undefined) return problem(parserStatus, PARSER_ERRORS[parserStatus]);
+    const parserProblem = parserProblemOf(exception);
+    if (parserProblem) return parserProblem;
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const body = problem(status, detailOf(exception));
@@ -108,6 +116,6 @@ export class ProblemDetailsFilter implements ExceptionFilter {
   }
 }
 
-function problem(status: number, detail: string): ProblemDetails {
+export function problem(status: number, detail: string): ProblemDetails {
   return { type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail };
 }

@@ -21,7 +21,7 @@ class BodyValidationPipe extends ValidationPipe {
   override transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     // ValidationPipe would wrap a string, array or null into the DTO and report every field missing;
     // the real problem is the body's shape, so say that.
-    if (metadata.type === 'body' && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    if (['body', 'custom'].includes(metadata.type) && (typeof value !== 'object' || value === null || Array.isArray(value))) {
       throw new ValidationFailedException([NOT_AN_OBJECT]);
     }
     return super.transform(value, metadata);
@@ -30,6 +30,8 @@ class BodyValidationPipe extends ValidationPipe {
 
 export function createValidationPipe(): ValidationPipe {
   return new BodyValidationPipe({
+    // The module reads bodies through a custom decorator, out of reach of a host's global ValidationPipe.
+    validateCustomDecorators: true,
     whitelist: true,
     transform: true,
     forbidUnknownValues: true,

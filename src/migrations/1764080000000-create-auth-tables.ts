@@ -1,4 +1,5 @@
 import { MigrationInterface, QueryRunner, Table, TableForeignKey, TableIndex } from 'typeorm';
+import { authName } from '../options/table-prefix';
 
 /**
  * Users and password reset tokens. Written once for PostgreSQL and SQLite through TypeORM's schema API;
@@ -14,7 +15,7 @@ export class CreateAuthTables1764080000000 implements MigrationInterface {
 
     await queryRunner.createTable(
       new Table({
-        name: 'users',
+        name: authName('users'),
         columns: [
           { name: 'id', type: 'integer', isPrimary: true, isGenerated: true, generationStrategy: 'increment' },
           { name: 'email', type: 'varchar', length: '254' },
@@ -28,15 +29,15 @@ export class CreateAuthTables1764080000000 implements MigrationInterface {
           { name: 'updated_at', type: timestamp, default: now },
         ],
         indices: [
-          new TableIndex({ name: 'UQ_users_email', columnNames: ['email'], isUnique: true }),
-          new TableIndex({ name: 'UQ_users_username_canonical', columnNames: ['username_canonical'], isUnique: true }),
+          new TableIndex({ name: authName('UQ_users_email'), columnNames: ['email'], isUnique: true }),
+          new TableIndex({ name: authName('UQ_users_username_canonical'), columnNames: ['username_canonical'], isUnique: true }),
         ],
       }),
     );
 
     await queryRunner.createTable(
       new Table({
-        name: 'password_reset_tokens',
+        name: authName('password_reset_tokens'),
         columns: [
           { name: 'id', type: 'integer', isPrimary: true, isGenerated: true, generationStrategy: 'increment' },
           { name: 'user_id', type: 'integer' },
@@ -46,14 +47,14 @@ export class CreateAuthTables1764080000000 implements MigrationInterface {
           { name: 'created_at', type: timestamp, default: now },
         ],
         indices: [
-          new TableIndex({ name: 'UQ_password_reset_tokens_token_hash', columnNames: ['token_hash'], isUnique: true }),
-          new TableIndex({ name: 'IDX_password_reset_tokens_user_id', columnNames: ['user_id'] }),
+          new TableIndex({ name: authName('UQ_password_reset_tokens_token_hash'), columnNames: ['token_hash'], isUnique: true }),
+          new TableIndex({ name: authName('IDX_password_reset_tokens_user_id'), columnNames: ['user_id'] }),
         ],
         foreignKeys: [
           new TableForeignKey({
-            name: 'FK_password_reset_tokens_user_id',
+            name: authName('FK_password_reset_tokens_user_id'),
             columnNames: ['user_id'],
-            referencedTableName: 'users',
+            referencedTableName: authName('users'),
             referencedColumnNames: ['id'],
             onDelete: 'CASCADE',
           }),
@@ -63,7 +64,7 @@ export class CreateAuthTables1764080000000 implements MigrationInterface {
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.dropTable('password_reset_tokens');
-    await queryRunner.dropTable('users');
+    await queryRunner.dropTable(authName('password_reset_tokens'));
+    await queryRunner.dropTable(authName('users'));
   }
 }

@@ -1,4 +1,5 @@
 import { MigrationInterface, QueryRunner, Table, TableColumn, TableForeignKey, TableIndex } from 'typeorm';
+import { authName } from '../options/table-prefix';
 
 /**
  * The mail outbox, email verification tokens and the users' verified flag. Accounts that exist before
@@ -13,21 +14,21 @@ export class MailOutboxAndEmailVerification1764090000000 implements MigrationInt
     const now = postgres ? 'now()' : "(strftime('%Y-%m-%d %H:%M:%f', 'now'))";
     const userForeignKey = (table: string) =>
       new TableForeignKey({
-        name: `FK_${table}_user_id`,
+        name: authName(`FK_${table}_user_id`),
         columnNames: ['user_id'],
-        referencedTableName: 'users',
+        referencedTableName: authName('users'),
         referencedColumnNames: ['id'],
         onDelete: 'CASCADE',
       });
 
-    await queryRunner.addColumns('users', [
+    await queryRunner.addColumns(authName('users'), [
       new TableColumn({ name: 'is_verified', type: 'boolean', default: false }),
       new TableColumn({ name: 'verified_at', type: timestamp, isNullable: true }),
     ]);
 
     await queryRunner.createTable(
       new Table({
-        name: 'email_verification_tokens',
+        name: authName('email_verification_tokens'),
         columns: [
           { name: 'id', type: 'integer', isPrimary: true, isGenerated: true, generationStrategy: 'increment' },
           { name: 'user_id', type: 'integer' },
@@ -37,8 +38,8 @@ export class MailOutboxAndEmailVerification1764090000000 implements MigrationInt
           { name: 'created_at', type: timestamp, default: now },
         ],
         indices: [
-          new TableIndex({ name: 'UQ_email_verification_tokens_token_hash', columnNames: ['token_hash'], isUnique: true }),
-          new TableIndex({ name: 'IDX_email_verification_tokens_user_id', columnNames: ['user_id'] }),
+          new TableIndex({ name: authName('UQ_email_verification_tokens_token_hash'), columnNames: ['token_hash'], isUnique: true }),
+          new TableIndex({ name: authName('IDX_email_verification_tokens_user_id'), columnNames: ['user_id'] }),
         ],
         foreignKeys: [userForeignKey('email_verification_tokens')],
       }),
@@ -46,7 +47,7 @@ export class MailOutboxAndEmailVerification1764090000000 implements MigrationInt
 
     await queryRunner.createTable(
       new Table({
-        name: 'mail_outbox',
+        name: authName('mail_outbox'),
         columns: [
           { name: 'id', type: 'integer', isPrimary: true, isGenerated: true, generationStrategy: 'increment' },
           { name: 'kind', type: 'varchar', length: '32' },
@@ -62,9 +63,9 @@ export class MailOutboxAndEmailVerification1764090000000 implements MigrationInt
         ],
         indices: [
           // The worker's poll: pending messages in due order.
-          new TableIndex({ name: 'IDX_mail_outbox_due', columnNames: ['status', 'next_attempt_at'] }),
+          new TableIndex({ name: authName('IDX_mail_outbox_due'), columnNames: ['status', 'next_attempt_at'] }),
           // The per-account caps: recent messages of one kind for one user.
-          new TableIndex({ name: 'IDX_mail_outbox_user_kind_created', columnNames: ['user_id', 'kind', 'created_at'] }),
+          new TableIndex({ name: authName('IDX_mail_outbox_user_kind_created'), columnNames: ['user_id', 'kind', 'created_at'] }),
         ],
         foreignKeys: [userForeignKey('mail_outbox')],
       }),
@@ -72,8 +73,8 @@ export class MailOutboxAndEmailVerification1764090000000 implements MigrationInt
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.dropTable('mail_outbox');
-    await queryRunner.dropTable('email_verification_tokens');
-    await queryRunner.dropColumns('users', ['verified_at', 'is_verified']);
+    await queryRunner.dropTable(authName('mail_outbox'));
+    await queryRunner.dropTable(authName('email_verification_tokens'));
+    await queryRunner.dropColumns(authName('users'), ['verified_at', 'is_verified']);
   }
 }

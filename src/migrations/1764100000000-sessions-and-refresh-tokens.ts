@@ -1,4 +1,5 @@
 import { MigrationInterface, QueryRunner, Table, TableIndex } from 'typeorm';
+import { authName } from '../options/table-prefix';
 
 /** Sessions (one per signed-in device) and the refresh tokens each one was given. */
 export class SessionsAndRefreshTokens1764100000000 implements MigrationInterface {
@@ -9,7 +10,7 @@ export class SessionsAndRefreshTokens1764100000000 implements MigrationInterface
 
     await queryRunner.createTable(
       new Table({
-        name: 'user_sessions',
+        name: authName('user_sessions'),
         columns: [
           { name: 'id', type: 'varchar', length: '36', isPrimary: true },
           { name: 'user_id', type: 'integer' },
@@ -22,15 +23,15 @@ export class SessionsAndRefreshTokens1764100000000 implements MigrationInterface
         ],
         indices: [
           // The access check's and the session list's lookup: a user's sessions.
-          new TableIndex({ name: 'IDX_user_sessions_user_id', columnNames: ['user_id'] }),
+          new TableIndex({ name: authName('IDX_user_sessions_user_id'), columnNames: ['user_id'] }),
           // Pruning: sessions past their expiry.
-          new TableIndex({ name: 'IDX_user_sessions_expires_at', columnNames: ['expires_at'] }),
+          new TableIndex({ name: authName('IDX_user_sessions_expires_at'), columnNames: ['expires_at'] }),
         ],
         foreignKeys: [
           {
-            name: 'FK_user_sessions_user_id',
+            name: authName('FK_user_sessions_user_id'),
             columnNames: ['user_id'],
-            referencedTableName: 'users',
+            referencedTableName: authName('users'),
             referencedColumnNames: ['id'],
             onDelete: 'CASCADE',
           },
@@ -40,19 +41,19 @@ export class SessionsAndRefreshTokens1764100000000 implements MigrationInterface
 
     await queryRunner.createTable(
       new Table({
-        name: 'refresh_tokens',
+        name: authName('refresh_tokens'),
         columns: [
           { name: 'token_hash', type: 'varchar', length: '64', isPrimary: true },
           { name: 'session_id', type: 'varchar', length: '36' },
           { name: 'created_at', type: timestamp },
           { name: 'spent_at', type: timestamp, isNullable: true },
         ],
-        indices: [new TableIndex({ name: 'IDX_refresh_tokens_session_id', columnNames: ['session_id'] })],
+        indices: [new TableIndex({ name: authName('IDX_refresh_tokens_session_id'), columnNames: ['session_id'] })],
         foreignKeys: [
           {
-            name: 'FK_refresh_tokens_session_id',
+            name: authName('FK_refresh_tokens_session_id'),
             columnNames: ['session_id'],
-            referencedTableName: 'user_sessions',
+            referencedTableName: authName('user_sessions'),
             referencedColumnNames: ['id'],
             onDelete: 'CASCADE',
           },
@@ -62,7 +63,7 @@ export class SessionsAndRefreshTokens1764100000000 implements MigrationInterface
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.dropTable('refresh_tokens');
-    await queryRunner.dropTable('user_sessions');
+    await queryRunner.dropTable(authName('refresh_tokens'));
+    await queryRunner.dropTable(authName('user_sessions'));
   }
 }

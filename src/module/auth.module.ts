@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { TransactionRunner } from '../common/transaction-runner';
@@ -20,6 +20,8 @@ import { AUTH_CONFIG, AuthConfig, resolveAuthConfig } from '../options/auth-conf
 import type { AuthModuleOptions } from '../options/auth-options.interface';
 import { authThrottlerProviders, AuthThrottlerGuard } from '../rate-limits/auth-throttler.guard';
 import { AuthController } from '../auth/auth.controller';
+import { AuthRoutes } from '../auth/auth-routes';
+import { BodyLimitMiddleware, ParserErrorBoundary } from '../auth/route-boundary';
 import { AUTH_MODULE_OPTIONS, AuthConfigurableModule } from './auth.module-definition';
 import { AuthService } from '../auth/auth.service';
 import { EmailVerificationToken } from '../one-time-tokens/email-verification-token.entity';
@@ -84,8 +86,14 @@ export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, 
     JwtStrategy,
     JwtAuthGuard,
     RefreshTokenCookie,
+    AuthRoutes,
+    ParserErrorBoundary,
     AuthService,
   ],
   exports: [AuthService, UsersService, SessionsService, JwtAuthGuard, AUTH_CONFIG, RedisConnection],
 })
-export class AuthModule extends AuthConfigurableModule {}
+export class AuthModule extends AuthConfigurableModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(BodyLimitMiddleware).forRoutes(AuthController);
+  }
+}

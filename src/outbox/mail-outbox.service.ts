@@ -80,10 +80,11 @@ export class MailOutbox {
     const now = this.config.clock();
     const lockedUntil = new Date(now.getTime() + leaseMs);
     return this.transactions.run(async (manager) => {
+      const table = manager.connection.driver.escape(manager.connection.getMetadata(OutboxMessage).tableName);
       const [sql, parameters] = manager.connection.driver.escapeQueryWithParameters(
-        `UPDATE mail_outbox SET attempts = attempts + 1, locked_until = :lockedUntil
+        `UPDATE ${table} SET attempts = attempts + 1, locked_until = :lockedUntil
          WHERE id IN (
-           SELECT id FROM mail_outbox
+           SELECT id FROM ${table}
            WHERE status = 'pending' AND next_attempt_at <= :now AND (locked_until IS NULL OR locked_until <= :now)
            ORDER BY next_attempt_at, id
            LIMIT :limit

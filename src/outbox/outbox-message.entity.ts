@@ -1,4 +1,5 @@
-import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
+import { AuthEntity } from '../options/table-prefix';
 import { User } from '../users/user.entity';
 
 /**
@@ -11,7 +12,7 @@ export type OutboxMessageKind = 'welcome' | 'email-verification' | 'password-res
 export type OutboxMessageStatus = 'pending' | 'sent' | 'dead';
 
 /** One email to send, written in the same transaction as the change that causes it. */
-@Entity('mail_outbox')
+@AuthEntity('mail_outbox')
 @Index('IDX_mail_outbox_due', ['status', 'nextAttemptAt'])
 @Index('IDX_mail_outbox_user_kind_created', ['userId', 'kind', 'createdAt'])
 export class OutboxMessage {

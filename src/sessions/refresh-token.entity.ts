@@ -1,11 +1,12 @@
-import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
+import { Column, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
+import { AuthEntity } from '../options/table-prefix';
 import { Session } from './session.entity';
 
 /**
  * Every refresh token a session was given, kept after it is spent so that presenting it again is
  * recognised as reuse. Only the SHA-256 of the token is stored.
  */
-@Entity('refresh_tokens')
+@AuthEntity('refresh_tokens')
 @Index('IDX_refresh_tokens_session_id', ['sessionId'])
 export class RefreshToken {
   @PrimaryColumn({ name: 'token_hash', type: 'varchar', length: 64 })

@@ -1,4 +1,5 @@
-import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
+import { Column, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
+import { AuthEntity } from '../options/table-prefix';
 import { User } from '../users/user.entity';
 
 /**
@@ -7,7 +8,7 @@ import { User } from '../users/user.entity';
  * again ends the session for the thief and the owner alike. Access tokens name it (`sid`), and the
  * access check refuses them once it is revoked.
  */
-@Entity('user_sessions')
+@AuthEntity('user_sessions')
 @Index('IDX_user_sessions_user_id', ['userId'])
 @Index('IDX_user_sessions_expires_at', ['expiresAt'])
 export class Session {

@@ -1,6 +1,7 @@
-import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import { Column, CreateDateColumn, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import { AuthEntity } from '../options/table-prefix';
 
-@Entity('users')
+@AuthEntity('users')
 @Index('UQ_users_email', ['email'], { unique: true })
 @Index('UQ_users_username_canonical', ['usernameCanonical'], { unique: true })
 export class User {
