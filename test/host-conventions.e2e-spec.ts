@@ -21,7 +21,8 @@ import { InjectRepository, TypeOrmModule } from '@nestjs/typeorm';
 import { IsString } from 'class-validator';
 import request from 'supertest';
 import { Column, Entity, PrimaryGeneratedColumn, Repository } from 'typeorm';
-import { AUTH_ENTITIES, AUTH_MIGRATIONS, AuthModule, CurrentUser, JwtAuthGuard, User } from '../src';
+import { DataSource } from 'typeorm';
+import { AUTH_ENTITIES, AUTH_MIGRATIONS, AuthModule, CurrentUser, JwtAuthGuard, User, UsersService } from '../src';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
 import { expectProblem, newAccount } from './support/fixtures';
 import { TestSmtpServer } from './support/smtp';
@@ -86,6 +87,7 @@ class NotesController {
   imports: [
     TypeOrmModule.forFeature([HostUser]),
     AuthModule.forRootAsync({
+      isGlobal: true,
       routePrefix: 'v1/auth',
       tablePrefix: 'auth_',
       useFactory: () => ({
@@ -100,6 +102,21 @@ class NotesController {
 })
 class NotesModule {}
 
+/** Imports nothing of the auth module: it sees `UsersService` because the module is global. */
+@Controller('profiles')
+class ProfilesController {
+  constructor(private readonly users: UsersService) {}
+
+  @Get('me')
+  @UseGuards(JwtAuthGuard)
+  async me(@CurrentUser() user: User): Promise<{ found: boolean }> {
+    return { found: (await this.users.findById(user.id)) !== null };
+  }
+}
+
+@Module({ controllers: [ProfilesController] })
+class ProfilesModule {}
+
 let currentSmtpUrl = '';
 const smtpUrl = () => currentSmtpUrl;
 
@@ -113,6 +130,7 @@ function hostModule(database: TestDatabase) {
     imports: [
       TypeOrmModule.forRoot({ ...databaseOptions, entities: [HostUser, ...AUTH_ENTITIES], migrations: AUTH_MIGRATIONS, migrationsRun: true }),
       NotesModule,
+      ProfilesModule,
     ],
   })
   class HostAppModule {}
@@ -209,5 +227,20 @@ describe.each(matrix(DATABASES))('a host with its own conventions (global prefix
     expect(rows).toEqual([{ name: 'host row' }]);
     const authUsers = (await sql(database, 'SELECT COUNT(*) AS n FROM auth_users')) as { n: string | number }[];
     expect(Number(authUsers[0].n)).toBeGreaterThan(0);
+  });
+
+  it('with isGlobal, lends its services and guard to a module that does not import it', async () => {
+    const { body } = await http().post('/api/v1/auth/signup').send(newAccount()).expect(201);
+    await http().get('/api/profiles/me').auth(body.access_token, { type: 'bearer' }).expect(200, { found: true });
+  });
+
+  it("reverts its prefixed migrations and leaves the host's users table", async () => {
+    const dataSource = app.get(DataSource);
+    const before = await dataSource.createQueryRunner().getTables();
+    expect(before.map((table) => table.name)).toEqual(expect.arrayContaining(['auth_users', 'auth_user_sessions', 'users']));
+    for (let i = 0; i < AUTH_MIGRATIONS.length; i++) await dataSource.undoLastMigration();
+    const tables = await dataSource.createQueryRunner().getTables();
+    expect(tables.map((table) => table.name).filter((name) => name.startsWith('auth_'))).toEqual([]);
+    expect(await sql(database, 'SELECT name FROM users')).toEqual([{ name: 'host row' }]);
   });
 });

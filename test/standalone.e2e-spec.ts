@@ -138,4 +138,25 @@ describe('standalone app', () => {
       await app.stop();
     }
   });
+
+  it('warns at start-up when mail falls back to files in production, and not otherwise', async () => {
+    const production = await startStandalone({ NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40) }, cwd);
+    const development = await startStandalone({}, cwd);
+    try {
+      expect(production.output()).toMatch(/SMTP_URL is not set with NODE_ENV=production: mail is written as \.eml files/);
+      expect(development.output()).not.toMatch(/SMTP_URL is not set/);
+    } finally {
+      await production.stop();
+      await development.stop();
+    }
+  });
+
+  it('sizes the thread pool for its hashes, so it does not warn about it', async () => {
+    const app = await startStandalone({}, cwd);
+    try {
+      expect(app.output()).not.toMatch(/thread pool has/);
+    } finally {
+      await app.stop();
+    }
+  });
 });

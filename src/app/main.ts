@@ -28,6 +28,9 @@ async function bootstrap(): Promise<void> {
   if (config.jwtSecretGenerated) {
     logger.warn('JWT_SECRET is not set: using a random secret for this process; tokens end when it stops');
   }
+  if (config.production && !config.smtpUrl) {
+    logger.warn('SMTP_URL is not set with NODE_ENV=production: mail is written as .eml files under ./data/mail and never delivered');
+  }
   if (loweredThreads === 0) logger.warn('could not lower the thread pool priority: hashing may slow cheap routes');
   const app = await createApp(config);
   await app.listen(config.port, '0.0.0.0');

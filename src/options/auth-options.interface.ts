@@ -8,7 +8,11 @@ export interface PasswordHashingOptions {
   timeCost?: number;
   /** Lanes. Default 1. */
   parallelism?: number;
-  /** Hashes computed at once (each holds `memoryCost`). Default: the number of CPU cores. */
+  /**
+   * Hashes computed at once (each holds `memoryCost`). Default: two per CPU core, which measured better
+   * than one per core on 2 cores (BENCHMARKS.md). Each runs on a libuv pool thread: start the process with
+   * `UV_THREADPOOL_SIZE` of at least this plus two (libuv's default is 4), or a warning says so at start-up.
+   */
   maxConcurrent?: number;
   /** Hashes allowed to wait for a slot; beyond that the request answers 503 at once. Default 64. */
   maxQueued?: number;

@@ -1,6 +1,7 @@
+import { Logger } from '@nestjs/common';
 import * as argon2 from 'argon2';
 import { AuthConfig } from '../options/auth-config';
-import { HashingBusyException, PasswordHasher } from './password-hasher';
+import { HashingBusyException, PasswordHasher, warnOnSmallThreadPool } from './password-hasher';
 
 // Calls through to the real argon2; recorded so a test can see which hash a check ran against.
 jest.mock('argon2', () => {
@@ -156,5 +157,37 @@ describe(`${PasswordHasher.name} under load`, () => {
 
     await expect(sut.verify(stored, 'correct horse battery')).rejects.toBeInstanceOf(HashingBusyException);
     await expect(running).resolves.toBe('match');
+  });
+});
+
+describe(warnOnSmallThreadPool.name, () => {
+  const saved = process.env.UV_THREADPOOL_SIZE;
+  let warnings: string[];
+
+  beforeEach(() => {
+    warnings = [];
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation((message: unknown) => {
+      warnings.push(String(message));
+    });
+  });
+
+  afterEach(() => {
+    jest.restoreAllMocks();
+    if (saved === undefined) delete process.env.UV_THREADPOOL_SIZE;
+    else process.env.UV_THREADPOOL_SIZE = saved;
+  });
+
+  it("warns when libuv's default pool of 4 cannot hold the hashes plus two threads for other work", () => {
+    delete process.env.UV_THREADPOOL_SIZE;
+    warnOnSmallThreadPool(4);
+    expect(warnings).toEqual([expect.stringContaining('start the process with UV_THREADPOOL_SIZE=6')]);
+  });
+
+  it('stays quiet when UV_THREADPOOL_SIZE leaves room', () => {
+    process.env.UV_THREADPOOL_SIZE = '6';
+    warnOnSmallThreadPool(4);
+    delete process.env.UV_THREADPOOL_SIZE;
+    warnOnSmallThreadPool(2);
+    expect(warnings).toEqual([]);
   });
 });

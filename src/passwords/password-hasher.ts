@@ -1,4 +1,4 @@
-import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import * as argon2 from 'argon2';
 import { randomBytes } from 'node:crypto';
 import { QueueFullError, WorkLimiter } from '../common/bounded-queue';
@@ -15,6 +15,22 @@ export class HashingBusyException extends ServiceBusyException {
 
 export type PasswordCheck = 'mismatch' | 'match' | 'match-needs-rehash';
 
+/** libuv's pool has 4 threads unless UV_THREADPOOL_SIZE, read once by the process when the pool starts, says otherwise. */
+const LIBUV_DEFAULT_POOL_SIZE = 4;
+
+/**
+ * Hashes beyond the pool's threads only queue inside libuv, and they hold every thread that file and DNS
+ * work also needs: say so once, since the fix (UV_THREADPOOL_SIZE) must be set before the process starts.
+ */
+export function warnOnSmallThreadPool(maxConcurrent: number): void {
+  const poolSize = Number(process.env.UV_THREADPOOL_SIZE) || LIBUV_DEFAULT_POOL_SIZE;
+  if (poolSize >= maxConcurrent + 2) return;
+  new Logger('PasswordHasher').warn(
+    `passwordHashing.maxConcurrent is ${maxConcurrent} but the thread pool has ${poolSize} threads: ` +
+      `start the process with UV_THREADPOOL_SIZE=${maxConcurrent + 2} (or lower maxConcurrent)`,
+  );
+}
+
 /**
  * Argon2id hashing with the configured cost. Argon2 runs in libuv's thread pool, off the event loop; at
  * most `maxConcurrent` hashes run at once (each holds `memoryCost` KiB) and at most `maxQueued` wait, so
@@ -30,6 +46,7 @@ export class PasswordHasher implements OnModuleInit {
     const { maxConcurrent, maxQueued, ...cost } = config.passwordHashing;
     this.hashOptions = { type: argon2.argon2id, ...cost };
     this.limiter = new WorkLimiter(maxConcurrent, maxQueued);
+    warnOnSmallThreadPool(maxConcurrent);
   }
 
   async onModuleInit(): Promise<void> {
