@@ -1,9 +1,10 @@
-import { Injectable, Provider } from '@nestjs/common';
+import { ExecutionContext, Injectable, Provider } from '@nestjs/common';
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
 import {
   getOptionsToken,
   getStorageToken,
   ThrottlerGuard,
+  ThrottlerLimitDetail,
   ThrottlerModuleOptions,
   ThrottlerStorage,
   ThrottlerStorageService,
@@ -11,6 +12,8 @@ import {
 import type { ThrottlerStorageRecord } from '@nestjs/throttler/dist/throttler-storage-record.interface';
 import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 import { RedisConnection } from '../common/redis-connection';
+import { AuthErrors } from '../common/auth.errors';
+import { TooManyRequestsException } from '../common/exceptions';
 
 /**
  * Per client address and route limit on the auth routes. The address is `request.ip`, which Express and
@@ -21,6 +24,14 @@ import { RedisConnection } from '../common/redis-connection';
 export class AuthThrottlerGuard extends ThrottlerGuard {
   /** IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers) instead of the X- ones. */
   protected override headerPrefix = 'RateLimit';
+
+  /**
+   * The throttler sets its RateLimit fields only on requests it lets through; refused ones get them from
+   * the problem details filter, as the per-account limits' 429s do, so every 429 says the same things.
+   */
+  protected override async throwThrottlingException(_context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
+    throw new TooManyRequestsException(AuthErrors.TOO_MANY_REQUESTS, detail.timeToBlockExpire, detail.limit);
+  }
 }
 
 /**
