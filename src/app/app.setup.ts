@@ -68,15 +68,30 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
   return app;
 }
 
+/** `live` alone says little in a generated client; auth routes keep their method names (`signUp`, `me`). */
+function operationId(controllerKey: string, methodKey: string): string {
+  const area = controllerKey.replace(/Controller$/, '');
+  return area === 'Auth' ? methodKey : `${area.toLowerCase()}${methodKey[0].toUpperCase()}${methodKey.slice(1)}`;
+}
+
 function setUpSwagger(app: INestApplication): void {
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder()
       .setTitle('Auth service')
-      .setDescription('Sign-up, sign-in, password recovery and change. Errors are RFC 9457 problem details.')
+      .setDescription(
+        'Sign-up, sign-in, sessions, password recovery and change, email verification. ' +
+          'Every error is an RFC 9457 problem details body sent as `application/problem+json`.',
+      )
       .setVersion('1')
-      .addBearerAuth()
+      .setLicense('MIT', 'https://opensource.org/license/mit')
+      // Relative: the paths are absolute from whatever origin serves this document, behind a proxy too.
+      .addServer('/', 'The origin serving this document')
+      .addTag('Authentication', 'Accounts, sign-in, tokens and sessions')
+      .addTag('Health', 'Liveness and readiness probes of the standalone server')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'The `access_token` of a TokenResponse' })
       .build(),
+    { operationIdFactory: operationId },
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
 }

@@ -12,28 +12,15 @@ import {
   UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
-import {
-  ApiBadRequestResponse,
-  ApiBearerAuth,
-  ApiCreatedResponse,
-  ApiExtraModels,
-  ApiForbiddenResponse,
-  ApiInternalServerErrorResponse,
-  ApiNotFoundResponse,
-  ApiOkResponse,
-  ApiOperation,
-  ApiTags,
-  ApiTooManyRequestsResponse,
-  ApiUnauthorizedResponse,
-  ApiUnprocessableEntityResponse,
-} from '../common/openapi';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '../common/openapi';
 import { ProblemDetailsFilter } from '../common/problem-details.filter';
-import { OnUnexpectedError, UnexpectedErrorInterceptor } from '../common/unexpected-error.interceptor';
+import { UnexpectedErrorInterceptor } from '../common/unexpected-error.interceptor';
 import { User } from '../users/user.entity';
 import { AuthThrottlerGuard } from '../rate-limits/auth-throttler.guard';
 import { AuthErrors } from '../common/auth.errors';
 import { AuthService } from './auth.service';
-import { CurrentSessionId, CurrentUser, Public, RequestContext, RequestCtx } from './decorators';
+import { BearerJsonRoute, BearerRoute, PublicJsonRoute } from './api-responses';
+import { CurrentSessionId, CurrentUser, RequestContext, RequestCtx } from './decorators';
 import {
   ChangePasswordDto,
   ForgotPasswordDto,
@@ -44,8 +31,7 @@ import {
   SignUpDto,
   VerifyEmailDto,
 } from './dto/requests.dto';
-import { ProblemResponse, SessionResponse, SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
-import { JwtAuthGuard } from './jwt-auth.guard';
+import { SessionResponse, SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
 import { RefreshTokenCookie } from './refresh-token-cookie';
 import { ValidBody } from './validated-body';
 
@@ -53,12 +39,7 @@ import { ValidBody } from './validated-body';
 type HttpRequest = Parameters<RefreshTokenCookie['read']>[0];
 type HttpResponse = Parameters<RefreshTokenCookie['deliver']>[0];
 
-const problem = { type: ProblemResponse, description: 'application/problem+json' } as const;
-
 @ApiTags('Authentication')
-@ApiExtraModels(ProblemResponse)
-@ApiUnprocessableEntityResponse({ ...problem, description: 'The body is invalid; `errors` lists each field' })
-@ApiTooManyRequestsResponse({ ...problem, description: 'Rate limited; see `Retry-After`' })
 @Controller()
 @UseGuards(AuthThrottlerGuard)
 @UseFilters(ProblemDetailsFilter)
@@ -70,12 +51,13 @@ export class AuthController {
   ) {}
 
   @Post('signup')
-  @Public()
-  @OnUnexpectedError(AuthErrors.SIGNUP_FAILED)
+  @PublicJsonRoute({
+    problems: { 400: [AuthErrors.EMAIL_ALREADY_REGISTERED, AuthErrors.USERNAME_ALREADY_TAKEN] },
+    unexpected: AuthErrors.SIGNUP_FAILED,
+    hashes: true,
+  })
   @ApiOperation({ summary: 'Create an account and sign in; sends a welcome email with a verification link' })
   @ApiCreatedResponse({ type: TokenResponse })
-  @ApiBadRequestResponse({ ...problem, description: 'Email already registered / Username already taken' })
-  @ApiInternalServerErrorResponse(problem)
   async signUp(
     @ValidBody() dto: SignUpDto,
     @RequestCtx() ctx: RequestContext,
@@ -85,17 +67,18 @@ export class AuthController {
   }
 
   @Post('signin')
-  @Public()
   @HttpCode(HttpStatus.OK)
-  @OnUnexpectedError(AuthErrors.SIGNIN_FAILED)
+  @PublicJsonRoute({
+    problems: {
+      401: [AuthErrors.INVALID_CREDENTIALS],
+      403: [AuthErrors.INACTIVE_USER, AuthErrors.EMAIL_NOT_VERIFIED],
+      429: [AuthErrors.TOO_MANY_SIGNIN_FAILURES],
+    },
+    unexpected: AuthErrors.SIGNIN_FAILED,
+    hashes: true,
+  })
   @ApiOperation({ summary: 'Exchange email and password for an access token' })
   @ApiOkResponse({ type: TokenResponse })
-  @ApiUnauthorizedResponse({ ...problem, description: 'Invalid email or password' })
-  @ApiForbiddenResponse({
-    ...problem,
-    description: 'User account is inactive / Email not verified (when verification is required)',
-  })
-  @ApiInternalServerErrorResponse(problem)
   async signIn(
     @ValidBody() dto: SignInDto,
     @RequestCtx() ctx: RequestContext,
@@ -105,9 +88,11 @@ export class AuthController {
   }
 
   @Post('refresh')
-  @Public()
   @HttpCode(HttpStatus.OK)
-  @OnUnexpectedError(AuthErrors.REFRESH_FAILED)
+  @PublicJsonRoute({
+    problems: { 401: [AuthErrors.INVALID_REFRESH_TOKEN], 403: [AuthErrors.INACTIVE_USER, AuthErrors.EMAIL_NOT_VERIFIED] },
+    unexpected: AuthErrors.REFRESH_FAILED,
+  })
   @ApiOperation({
     summary: 'Exchange a refresh token for a new access token and a new refresh token',
     description:
@@ -116,9 +101,6 @@ export class AuthController {
       'from the `refresh_token` cookie and the new one is set there.',
   })
   @ApiOkResponse({ type: TokenResponse })
-  @ApiUnauthorizedResponse({ ...problem, description: 'Invalid or expired refresh token' })
-  @ApiForbiddenResponse({ ...problem, description: 'User account is inactive / Email not verified' })
-  @ApiInternalServerErrorResponse(problem)
   async refresh(
     @ValidBody() dto: RefreshTokenDto,
     @RequestCtx() ctx: RequestContext,
@@ -130,14 +112,10 @@ export class AuthController {
   }
 
   @Post('signout')
-  @UseGuards(JwtAuthGuard)
   @HttpCode(HttpStatus.OK)
-  @OnUnexpectedError(AuthErrors.SIGNOUT_FAILED)
-  @ApiBearerAuth()
+  @BearerRoute({ unexpected: AuthErrors.SIGNOUT_FAILED })
   @ApiOperation({ summary: 'End the current session: its access and refresh tokens stop working at once' })
   @ApiOkResponse({ type: SuccessResponse })
-  @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })
-  @ApiInternalServerErrorResponse(problem)
   signOut(
     @CurrentUser() user: User,
     @CurrentSessionId() sessionId: string,
@@ -149,14 +127,10 @@ export class AuthController {
   }
 
   @Post('signout-all')
-  @UseGuards(JwtAuthGuard)
   @HttpCode(HttpStatus.OK)
-  @OnUnexpectedError(AuthErrors.SIGNOUT_FAILED)
-  @ApiBearerAuth()
+  @BearerRoute({ unexpected: AuthErrors.SIGNOUT_FAILED })
   @ApiOperation({ summary: 'End every session of the user, this one included' })
   @ApiOkResponse({ type: SuccessResponse })
-  @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })
-  @ApiInternalServerErrorResponse(problem)
   signOutEverywhere(
     @CurrentUser() user: User,
     @RequestCtx() ctx: RequestContext,
@@ -167,26 +141,17 @@ export class AuthController {
   }
 
   @Get('sessions')
-  @UseGuards(JwtAuthGuard)
-  @OnUnexpectedError(AuthErrors.SESSIONS_FAILED)
-  @ApiBearerAuth()
+  @BearerRoute({ unexpected: AuthErrors.SESSIONS_FAILED })
   @ApiOperation({ summary: "The user's live sessions, most recently used first; `current` marks this one" })
   @ApiOkResponse({ type: [SessionResponse] })
-  @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })
-  @ApiInternalServerErrorResponse(problem)
   listSessions(@CurrentUser() user: User, @CurrentSessionId() sessionId: string): Promise<SessionResponse[]> {
     return this.auth.listSessions(user, sessionId);
   }
 
   @Delete('sessions/:id')
-  @UseGuards(JwtAuthGuard)
-  @OnUnexpectedError(AuthErrors.SESSIONS_FAILED)
-  @ApiBearerAuth()
+  @BearerRoute({ problems: { 404: [AuthErrors.SESSION_NOT_FOUND] }, unexpected: AuthErrors.SESSIONS_FAILED })
   @ApiOperation({ summary: "End one of the user's sessions (sign a lost device out)" })
   @ApiOkResponse({ type: SuccessResponse })
-  @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })
-  @ApiNotFoundResponse({ ...problem, description: 'Session not found (also for another user\'s session)' })
-  @ApiInternalServerErrorResponse(problem)
   endSession(
     @CurrentUser() user: User,
     @Param('id') sessionId: string,
@@ -196,68 +161,61 @@ export class AuthController {
   }
 
   @Post('forgot-password')
-  @Public()
   @HttpCode(HttpStatus.OK)
-  @OnUnexpectedError(AuthErrors.FORGOT_PASSWORD_FAILED)
+  @PublicJsonRoute({ problems: { 429: [AuthErrors.TOO_MANY_MAIL_REQUESTS] }, unexpected: AuthErrors.FORGOT_PASSWORD_FAILED })
   @ApiOperation({ summary: 'Email a reset link; answers the same whether or not the email has an account' })
   @ApiOkResponse({ type: SuccessResponse })
-  @ApiInternalServerErrorResponse(problem)
   forgotPassword(@ValidBody() dto: ForgotPasswordDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
     return this.auth.forgotPassword(dto, ctx);
   }
 
   @Post('reset-password')
-  @Public()
   @HttpCode(HttpStatus.OK)
-  @OnUnexpectedError(AuthErrors.RESET_PASSWORD_FAILED)
+  @PublicJsonRoute({
+    problems: { 400: [AuthErrors.INVALID_RESET_TOKEN], 404: [AuthErrors.USER_NOT_FOUND] },
+    unexpected: AuthErrors.RESET_PASSWORD_FAILED,
+    hashes: true,
+  })
   @ApiOperation({
     summary: 'Set a new password with the token from the reset email; ends every session and mails a notice',
   })
   @ApiOkResponse({ type: SuccessResponse })
-  @ApiBadRequestResponse({ ...problem, description: 'Invalid or expired token' })
-  @ApiNotFoundResponse({ ...problem, description: 'User not found' })
-  @ApiInternalServerErrorResponse(problem)
   resetPassword(@ValidBody() dto: ResetPasswordDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
     return this.auth.resetPassword(dto, ctx);
   }
 
   @Post('verify-email')
-  @Public()
   @HttpCode(HttpStatus.OK)
-  @OnUnexpectedError(AuthErrors.VERIFY_EMAIL_FAILED)
+  @PublicJsonRoute({ problems: { 400: [AuthErrors.INVALID_VERIFICATION_TOKEN] }, unexpected: AuthErrors.VERIFY_EMAIL_FAILED })
   @ApiOperation({ summary: 'Confirm the email address with the token from the verification link' })
   @ApiOkResponse({ type: SuccessResponse })
-  @ApiBadRequestResponse({ ...problem, description: 'Invalid or expired token' })
-  @ApiInternalServerErrorResponse(problem)
   verifyEmail(@ValidBody() dto: VerifyEmailDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
     return this.auth.verifyEmail(dto, ctx);
   }
 
   @Post('resend-verification')
-  @Public()
   @HttpCode(HttpStatus.OK)
-  @OnUnexpectedError(AuthErrors.RESEND_VERIFICATION_FAILED)
+  @PublicJsonRoute({
+    problems: { 429: [AuthErrors.TOO_MANY_MAIL_REQUESTS] },
+    unexpected: AuthErrors.RESEND_VERIFICATION_FAILED,
+  })
   @ApiOperation({
     summary: 'Email a new verification link; answers the same whether or not the email has an unverified account',
   })
   @ApiOkResponse({ type: SuccessResponse })
-  @ApiInternalServerErrorResponse(problem)
   resendVerification(@ValidBody() dto: ResendVerificationDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
     return this.auth.resendVerification(dto, ctx);
   }
 
   @Post('change-password')
-  @UseGuards(JwtAuthGuard)
   @HttpCode(HttpStatus.OK)
-  @OnUnexpectedError(AuthErrors.CHANGE_PASSWORD_FAILED)
-  @ApiBearerAuth()
+  @BearerJsonRoute({
+    problems: { 400: [AuthErrors.INCORRECT_CURRENT_PASSWORD] },
+    unexpected: AuthErrors.CHANGE_PASSWORD_FAILED,
+    hashes: true,
+  })
   @ApiOperation({ summary: 'Change the password; ends every session, including this one, and mails a notice' })
   @ApiOkResponse({ type: SuccessResponse })
-  @ApiBadRequestResponse({ ...problem, description: 'Incorrect current password' })
-  @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })
-  @ApiForbiddenResponse({ ...problem, description: 'User account is inactive' })
-  @ApiNotFoundResponse({ ...problem, description: 'User not found' })
-  @ApiInternalServerErrorResponse(problem)
   changePassword(
     @CurrentUser() user: User,
     @ValidBody() dto: ChangePasswordDto,
@@ -267,13 +225,9 @@ export class AuthController {
   }
 
   @Get('me')
-  @UseGuards(JwtAuthGuard)
-  @ApiBearerAuth()
+  @BearerRoute()
   @ApiOperation({ summary: 'The signed-in user' })
   @ApiOkResponse({ type: UserResponse })
-  @ApiUnauthorizedResponse({ ...problem, description: 'Missing, invalid or expired token' })
-  @ApiForbiddenResponse({ ...problem, description: 'User account is inactive' })
-  @ApiNotFoundResponse({ ...problem, description: 'User not found' })
   me(@CurrentUser() user: User): UserResponse {
     return UserResponse.from(user);
   }

@@ -5,10 +5,12 @@ export interface FieldError {
   message: string;
 }
 
+export const VALIDATION_FAILED = 'Request validation failed';
+
 /** 422: the body did not match the route's schema. */
 export class ValidationFailedException extends HttpException {
   constructor(readonly errors: FieldError[]) {
-    super('Request validation failed', HttpStatus.UNPROCESSABLE_ENTITY);
+    super(VALIDATION_FAILED, HttpStatus.UNPROCESSABLE_ENTITY);
   }
 }
 

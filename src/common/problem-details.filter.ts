@@ -20,7 +20,7 @@ export interface ProblemDetails {
  * Errors raised by the HTTP layer before a route runs (body parsers of Express and Fastify). They carry a
  * status but are not HttpExceptions; their own messages are parser internals, so each gets a fixed text.
  */
-const PARSER_ERRORS: Record<number, string> = {
+export const PARSER_ERRORS: Record<400 | 413 | 415, string> = {
   400: 'Malformed request body: it is not valid JSON',
   413: 'Request body is too large',
   415: 'Unsupported content type: send application/json',
@@ -40,7 +40,7 @@ function parserErrorStatus(error: unknown): number | undefined {
 /** The fixed problem for a body parser's error (malformed JSON, too large, wrong type), or undefined for any other error. */
 export function parserProblemOf(error: unknown): ProblemDetails | undefined {
   const status = parserErrorStatus(error instanceof HttpException ? error.cause : error);
-  return status === undefined ? undefined : problem(status, PARSER_ERRORS[status]);
+  return status === undefined ? undefined : problem(status, PARSER_ERRORS[status as keyof typeof PARSER_ERRORS]);
 }
 
 function detailOf(exception: HttpException): string {

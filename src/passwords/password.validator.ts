@@ -44,7 +44,7 @@ export function IsNewPassword(description = 'New password, 8 to 128 characters o
  */
 export function IsCurrentPassword(description = 'Current password'): PropertyDecorator {
   return applyDecorators(
-    ApiProperty({ description, maxLength: PASSWORD_MAX_LENGTH, format: 'password' }),
+    ApiProperty({ description, minLength: 1, maxLength: PASSWORD_MAX_LENGTH, format: 'password' }),
     IsString(),
     CharacterLength(1, PASSWORD_MAX_LENGTH),
   );

@@ -1,7 +1,9 @@
 import { Controller, Get, HttpCode, ServiceUnavailableException } from '@nestjs/common';
-import { ApiOkResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiResponse, ApiTags, getSchemaPath } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
 import { Public, RedisConnection } from '../..';
+
+const UP = { type: 'string', enum: ['up'] };
 
 const CHECK_TIMEOUT_MS = 2_000;
 
@@ -24,7 +26,11 @@ export class HealthController {
 
   /** Answers as long as the process serves HTTP; touches nothing (the baseline for benchmarks). */
   @Get('live')
-  @ApiOkResponse({ schema: { example: { status: 'ok' } } })
+  @ApiOperation({ summary: 'Liveness: answers while the process serves HTTP, touching nothing', security: [] })
+  @ApiOkResponse({
+    description: 'The process is up',
+    schema: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } }, example: { status: 'ok' } },
+  })
   live(): { status: 'ok' } {
     return { status: 'ok' };
   }
@@ -32,8 +38,29 @@ export class HealthController {
   /** 200 when the database (and Redis, when configured) answer within two seconds each. */
   @Get('ready')
   @HttpCode(200)
-  @ApiOkResponse({ schema: { example: { status: 'ok', checks: { database: 'up', redis: 'up' } } } })
-  @ApiServiceUnavailableResponse({ description: 'A dependency did not answer' })
+  @ApiOperation({ summary: 'Readiness: the database (and Redis, when configured) answer within two seconds', security: [] })
+  @ApiOkResponse({
+    description: 'Every dependency answered',
+    schema: {
+      type: 'object',
+      required: ['status', 'checks'],
+      properties: {
+        status: { type: 'string', enum: ['ok'] },
+        checks: { type: 'object', required: ['database'], properties: { database: UP, redis: UP } },
+      },
+      example: { status: 'ok', checks: { database: 'up', redis: 'up' } },
+    },
+  })
+  @ApiResponse({
+    status: 503,
+    description: 'A dependency did not answer; `detail` names it',
+    content: {
+      'application/problem+json': {
+        schema: { $ref: getSchemaPath('ProblemDetails') },
+        example: { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'Not ready: database not answering' },
+      },
+    },
+  })
   async ready(): Promise<{ status: 'ok'; checks: Record<string, 'up'> }> {
     const checks: Record<string, Promise<unknown>> = { database: this.dataSource.query('SELECT 1') };
     if (this.redis.client) checks.redis = this.redis.client.ping();

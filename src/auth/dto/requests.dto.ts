@@ -7,6 +7,13 @@ import { characterCount, IsCurrentPassword, IsNewPassword } from '../../password
 
 const EMAIL_MAX_LENGTH = 254;
 const USERNAME_MAX_LENGTH = 50;
+const USERNAME_PATTERN = /^[\p{L}\p{N}._-]+$/u;
+/**
+ * What the document says instead: many validators and generated clients compile `pattern` without the
+ * `u` flag, where `\p{L}` means the letter p and every username would fail. This one reads the same either
+ * way, refuses every ASCII character the real pattern refuses, and never refuses a valid username.
+ */
+const USERNAME_PATTERN_PORTABLE = '^[^\\x00-\\x2c\\x2f\\x3a-\\x40\\x5b-\\x5e\\x60\\x7b-\\x7f]+$';
 
 /**
  * Uniqueness is checked on the NFKC form, which can be longer than what was typed (one Arabic ligature
@@ -41,18 +48,22 @@ export class SignUpDto {
     example: 'ada',
     minLength: 3,
     maxLength: USERNAME_MAX_LENGTH,
-    description: 'Letters, digits, dot, dash and underscore; unique regardless of case',
+    pattern: USERNAME_PATTERN_PORTABLE,
+    description:
+      'Letters, digits, dot, dash and underscore (letters and digits of any script: Unicode \\p{L} and \\p{N}); ' +
+      'unique regardless of case. The pattern is exact for ASCII; beyond ASCII the server also refuses symbols ' +
+      'and punctuation',
   })
   @IsString()
   @Length(3, USERNAME_MAX_LENGTH)
-  @Matches(/^[\p{L}\p{N}._-]+$/u, { message: 'username may contain only letters, digits, dot, dash and underscore' })
+  @Matches(USERNAME_PATTERN, { message: 'username may contain only letters, digits, dot, dash and underscore' })
   @FitsCanonicalUsername()
   username: string;
 
   @IsNewPassword('Password, 8 to 128 characters of any kind')
   password: string;
 
-  @ApiPropertyOptional({ example: 'Ada Lovelace', maxLength: 100, nullable: true })
+  @ApiPropertyOptional({ type: String, example: 'Ada Lovelace', maxLength: 100, nullable: true })
   @IsOptional()
   @IsString()
   @MaxLength(100)
@@ -73,7 +84,7 @@ export class ForgotPasswordDto {
 }
 
 export class ResetPasswordDto {
-  @ApiProperty({ description: 'The token from the reset link' })
+  @ApiProperty({ description: 'The token from the reset link', minLength: 1, maxLength: 512 })
   @IsString()
   @Length(1, 512)
   token: string;
@@ -83,7 +94,7 @@ export class ResetPasswordDto {
 }
 
 export class VerifyEmailDto {
-  @ApiProperty({ description: 'The token from the verification link' })
+  @ApiProperty({ description: 'The token from the verification link', minLength: 1, maxLength: 512 })
   @IsString()
   @Length(1, 512)
   token: string;
@@ -103,7 +114,16 @@ export class ChangePasswordDto {
 }
 
 export class RefreshTokenDto {
-  @ApiPropertyOptional({ description: 'The refresh token from sign-up, sign-in or the last refresh (omit in cookie mode)' })
+  @ApiPropertyOptional({
+    type: String,
+    nullable: true,
+    minLength: 1,
+    maxLength: 512,
+    description:
+      'The refresh token from sign-up, sign-in or the last refresh. Required (a missing or null one is a 422) ' +
+      'unless the server runs in cookie mode (REFRESH_TOKEN_COOKIE=true): there the `refresh_token` cookie is ' +
+      'read instead and the body may be `{}`',
+  })
   @IsOptional()
   @IsString()
   @Length(1, 512)

@@ -1,9 +1,9 @@
-import { ApiProperty } from '../../common/openapi';
+import { ApiProperty, ApiSchema } from '../../common/openapi';
 import type { Session } from '../../sessions/session.entity';
 import type { User } from '../../users/user.entity';
 
 export class UserResponse {
-  @ApiProperty({ example: 1 })
+  @ApiProperty({ example: 1, type: 'integer' })
   id: number;
 
   @ApiProperty({ example: 'ada@example.com' })
@@ -45,7 +45,7 @@ export class TokenResponse {
   @ApiProperty({ example: 'bearer', enum: ['bearer'] })
   token_type: 'bearer';
 
-  @ApiProperty({ example: 1800, description: 'Seconds until the access token expires' })
+  @ApiProperty({ example: 1800, type: 'integer', description: 'Seconds until the access token expires' })
   expires_in: number;
 
   @ApiProperty({
@@ -56,7 +56,7 @@ export class TokenResponse {
   })
   refresh_token?: string;
 
-  @ApiProperty({ example: 2592000, description: 'Seconds the refresh token (and its session) stays valid unused' })
+  @ApiProperty({ example: 2592000, type: 'integer', description: 'Seconds the refresh token (and its session) stays valid unused' })
   refresh_expires_in: number;
 
   @ApiProperty({ type: UserResponse })
@@ -107,22 +107,28 @@ export class FieldErrorResponse {
   message: string;
 }
 
+/** Named after RFC 9457, so generated clients get a `ProblemDetails` type. */
+@ApiSchema({ name: 'ProblemDetails', description: 'RFC 9457 problem details, sent as application/problem+json' })
 export class ProblemResponse {
-  @ApiProperty({ example: 'about:blank' })
+  @ApiProperty({ example: 'about:blank', description: 'Always `about:blank`: `status` and `detail` say what happened' })
   type: string;
 
-  @ApiProperty({ example: 'Bad Request' })
+  @ApiProperty({ example: 'Bad Request', description: 'The HTTP reason phrase of `status`' })
   title: string;
 
-  @ApiProperty({ example: 400 })
+  @ApiProperty({ example: 400, type: 'integer', minimum: 400, maximum: 599 })
   status: number;
 
-  @ApiProperty({ example: 'Email already registered' })
+  @ApiProperty({ example: 'Email already registered', description: 'Stable text for each failure (SPEC.md lists them)' })
   detail: string;
 
   @ApiProperty({ type: [FieldErrorResponse], required: false, description: 'Present on 422 only' })
   errors?: FieldErrorResponse[];
 
-  @ApiProperty({ required: false, description: 'Present on 5xx: quote it when reporting the problem' })
+  @ApiProperty({
+    required: false,
+    example: '3f0c5a52-63c4-4c4e-9a7e-6f6b1f7c2d10',
+    description: 'Present on 5xx: quote it when reporting the problem',
+  })
   request_id?: string;
 }
