@@ -71,7 +71,8 @@ function newMocks() {
       findById: jest.fn().mockResolvedValue(null),
       findByIdWithPassword: jest.fn().mockResolvedValue(null),
       changePassword: jest.fn().mockResolvedValue(undefined),
-      replacePasswordHash: jest.fn().mockResolvedValue(undefined),
+      replacePasswordHash: jest.fn().mockResolvedValue(true),
+      lockTokenVersion: jest.fn().mockResolvedValue(0),
     },
     hasher: {
       hash: jest.fn().mockResolvedValue(NEW_HASH),
@@ -84,13 +85,13 @@ function newMocks() {
     resetTokens: {
       peek: jest.fn().mockResolvedValue(null),
       redeem: jest.fn().mockResolvedValue(null),
+      voidAll: jest.fn().mockResolvedValue(undefined),
     },
     verificationTokens: {
       redeem: jest.fn().mockResolvedValue(null),
     },
     signinFailures: {
-      retryAfterSeconds: jest.fn().mockResolvedValue(0),
-      recordFailure: jest.fn().mockResolvedValue(undefined),
+      admit: jest.fn().mockResolvedValue(0),
       clear: jest.fn().mockResolvedValue(undefined),
     },
     transactions: {
@@ -219,12 +220,12 @@ describe(AuthService.name, () => {
   });
 
   describe('signIn', () => {
-    it('checks an unknown email against the dummy hash and records a failure', async () => {
+    it('checks an unknown email against the dummy hash, the attempt counted first', async () => {
       mocks.users.findByEmailWithPassword.mockResolvedValue(null);
 
       await expectRejection(sut.signIn(signInDto({ email: 'Nobody@Example.com ' }), ctx), UnauthorizedException, 'Invalid email or password');
       expect(mocks.hasher.verify).toHaveBeenCalledWith(null, PASSWORD);
-      expect(mocks.signinFailures.recordFailure).toHaveBeenCalledWith('nobody@example.com');
+      expect(mocks.signinFailures.admit).toHaveBeenCalledWith('nobody@example.com');
     });
 
     it('answers a wrong password exactly as an unknown email', async () => {
@@ -233,12 +234,12 @@ describe(AuthService.name, () => {
 
       await expectRejection(sut.signIn(signInDto({ password: 'wrong password' }), ctx), UnauthorizedException, 'Invalid email or password');
       expect(mocks.hasher.verify).toHaveBeenCalledWith(STORED_HASH, 'wrong password');
-      expect(mocks.signinFailures.recordFailure).toHaveBeenCalledWith('ada@example.com');
+      expect(mocks.signinFailures.admit).toHaveBeenCalledWith('ada@example.com');
       expect(mocks.signinFailures.clear).not.toHaveBeenCalled();
     });
 
     it('refuses a locked account with 429 without checking the password', async () => {
-      mocks.signinFailures.retryAfterSeconds.mockResolvedValue(120);
+      mocks.signinFailures.admit.mockResolvedValue(120);
       mocks.users.findByEmailWithPassword.mockResolvedValue(userStub());
 
       const promise = sut.signIn(signInDto(), ctx);
@@ -247,13 +248,12 @@ describe(AuthService.name, () => {
       await expect(promise).rejects.toMatchObject({ retryAfterSeconds: 120 });
       expect(mocks.hasher.verify).not.toHaveBeenCalled();
       expect(mocks.users.findByEmailWithPassword).not.toHaveBeenCalled();
-      expect(mocks.signinFailures.recordFailure).not.toHaveBeenCalled();
     });
 
     it('asks the limiter about the normalised email', async () => {
       await expect(sut.signIn(signInDto({ email: '  ADA@Example.COM ' }), ctx)).rejects.toThrow(UnauthorizedException);
 
-      expect(mocks.signinFailures.retryAfterSeconds).toHaveBeenCalledWith('ada@example.com');
+      expect(mocks.signinFailures.admit).toHaveBeenCalledWith('ada@example.com');
       expect(mocks.users.findByEmailWithPassword).toHaveBeenCalledWith('ada@example.com');
     });
 
@@ -271,7 +271,6 @@ describe(AuthService.name, () => {
       expect(mocks.accessTokens.issue).toHaveBeenCalledWith(user, 'session-1');
       expect(response.refresh_token).toBe('refresh-1');
       expect(mocks.signinFailures.clear).toHaveBeenCalledWith('ada@example.com');
-      expect(mocks.signinFailures.recordFailure).not.toHaveBeenCalled();
       expect(mocks.users.replacePasswordHash).not.toHaveBeenCalled();
     });
 
@@ -282,8 +281,18 @@ describe(AuthService.name, () => {
       await sut.signIn(signInDto(), ctx);
 
       expect(mocks.hasher.hash).toHaveBeenCalledWith(PASSWORD);
-      expect(mocks.users.replacePasswordHash).toHaveBeenCalledWith(7, NEW_HASH);
+      expect(mocks.users.replacePasswordHash).toHaveBeenCalledWith(7, STORED_HASH, NEW_HASH);
       expect(mocks.users.changePassword).not.toHaveBeenCalled();
+    });
+
+    it('opens no session when a password change committed after the check', async () => {
+      mocks.users.findByEmailWithPassword.mockResolvedValue(userStub({ tokenVersion: 0 }));
+      mocks.hasher.verify.mockResolvedValue('match');
+      mocks.users.lockTokenVersion.mockResolvedValue(1);
+
+      await expectRejection(sut.signIn(signInDto(), ctx), UnauthorizedException, 'Invalid email or password');
+      expect(mocks.sessions.start).not.toHaveBeenCalled();
+      expect(mocks.accessTokens.issue).not.toHaveBeenCalled();
     });
 
     it('refuses an inactive account with 403 after a correct password', async () => {
@@ -450,6 +459,7 @@ describe(AuthService.name, () => {
       expect(mocks.hasher.verify).toHaveBeenCalledWith(STORED_HASH, PASSWORD);
       expect(mocks.users.changePassword).toHaveBeenCalledWith(TX, 7, NEW_HASH);
       expect(mocks.sessions.revokeAll).toHaveBeenCalledWith(TX, 7);
+      expect(mocks.resetTokens.voidAll).toHaveBeenCalledWith(TX, 7);
       expect(mocks.outbox.enqueue).toHaveBeenCalledWith(TX, 'password-changed', expect.objectContaining({ id: 7 }));
       expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);
     });

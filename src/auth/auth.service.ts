@@ -92,18 +92,14 @@ export class AuthService implements OnApplicationShutdown {
   async signIn(dto: SignInDto, ctx: RequestContext): Promise<TokenResponse> {
     this.hasher.assertCapacity();
     const email = normalizeEmail(dto.email);
-    const retryAfter = await this.signinFailures.retryAfterSeconds(email);
-    if (retryAfter > 0) {
-      this.audit('signin_blocked', null, ctx);
-      throw new TooManyRequestsException(AuthErrors.TOO_MANY_SIGNIN_FAILURES, retryAfter, this.signinFailures.maxFailures);
-    }
+    await this.admitPasswordAttempt(email, ctx);
     const user = await this.users.findByEmailWithPassword(email);
     const check = await this.hasher.verify(user?.hashedPassword ?? null, dto.password);
     if (!user || check === 'mismatch') {
-      await this.signinFailures.recordFailure(email);
       this.audit('signin_failed', user?.id ?? null, ctx);
       throw new UnauthorizedException(AuthErrors.INVALID_CREDENTIALS);
     }
+    await this.signinFailures.clear(email);
     if (!user.isActive) {
       this.audit('signin_inactive', user.id, ctx);
       throw new ForbiddenException(AuthErrors.INACTIVE_USER);
@@ -113,10 +109,16 @@ export class AuthService implements OnApplicationShutdown {
       throw new ForbiddenException(AuthErrors.EMAIL_NOT_VERIFIED);
     }
     if (check === 'match-needs-rehash') {
-      await this.users.replacePasswordHash(user.id, await this.hasher.hash(dto.password));
+      await this.users.replacePasswordHash(user.id, user.hashedPassword, await this.hasher.hash(dto.password));
     }
-    await this.signinFailures.clear(email);
-    const session = await this.transactions.run((manager) => this.sessions.start(manager, user.id, clientOf(ctx)));
+    const session = await this.transactions.run(async (manager) => {
+      // A password change or reset that committed after the check above ends every session, and this
+      // one must not slip in after it: opened against the old password, it would outlive the change.
+      if ((await this.users.lockTokenVersion(manager, user.id)) !== user.tokenVersion) {
+        throw new UnauthorizedException(AuthErrors.INVALID_CREDENTIALS);
+      }
+      return this.sessions.start(manager, user.id, clientOf(ctx));
+    });
     this.audit('signed_in', user.id, ctx, session.sessionId);
     return this.tokenResponse(user, session);
   }
@@ -244,14 +246,19 @@ export class AuthService implements OnApplicationShutdown {
     const user = await this.users.findByIdWithPassword(currentUser.id);
     if (!user) throw new NotFoundException(AuthErrors.USER_NOT_FOUND);
     this.policy.assertAcceptable('new_password', dto.new_password, user);
+    // A stolen access token must not buy unlimited guesses at the password: counted like sign-ins.
+    await this.admitPasswordAttempt(user.email, ctx);
     if ((await this.hasher.verify(user.hashedPassword, dto.old_password)) === 'mismatch') {
       this.audit('password_change_failed', user.id, ctx);
       throw new BadRequestException(AuthErrors.INCORRECT_CURRENT_PASSWORD);
     }
+    await this.signinFailures.clear(user.email);
     const hashedPassword = await this.hasher.hash(dto.new_password);
     await this.transactions.run(async (manager) => {
       await this.users.changePassword(manager, user.id, hashedPassword);
       await this.sessions.revokeAll(manager, user.id);
+      // A reset link mailed before the change would otherwise still set a password afterwards.
+      await this.resetTokens.voidAll(manager, user.id);
       await this.outbox.enqueue(manager, 'password-changed', user);
     });
     this.mailWorker.wake();
@@ -284,6 +291,15 @@ export class AuthService implements OnApplicationShutdown {
       this.audit('verification_mail_capped', user.id, ctx);
     }
     return { message: AuthMessages.VERIFICATION_EMAIL_SENT };
+  }
+
+  /** 429 once the account had its share of failed password checks in the window; counts this one first. */
+  private async admitPasswordAttempt(email: string, ctx: RequestContext): Promise<void> {
+    const retryAfter = await this.signinFailures.admit(email);
+    if (retryAfter > 0) {
+      this.audit('signin_blocked', null, ctx);
+      throw new TooManyRequestsException(AuthErrors.TOO_MANY_SIGNIN_FAILURES, retryAfter, this.signinFailures.maxFailures);
+    }
   }
 
   private async limitMailRequests(route: MailRoute, email: string, ctx: RequestContext): Promise<void> {

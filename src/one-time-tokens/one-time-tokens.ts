@@ -32,6 +32,11 @@ export abstract class OneTimeTokens {
     return token;
   }
 
+  /** Voids every token of the user, in the caller's transaction. */
+  async voidAll(manager: EntityManager, userId: number): Promise<void> {
+    await manager.getRepository<OneTimeToken>(this.repository.target).delete({ userId });
+  }
+
   /** The user id of a token that is known, unused and unexpired, or null; changes nothing. */
   async peek(token: string): Promise<number | null> {
     return (await this.findRedeemable(this.repository, token))?.userId ?? null;

@@ -116,55 +116,57 @@ describe(SigninFailureLimiter.name, () => {
     sut = new SigninFailureLimiter(limiterConfig(clock.now), noRedis);
   });
 
-  async function fail(email: string, times: number): Promise<void> {
-    for (let i = 0; i < times; i++) await sut.recordFailure(email);
+  async function attempts(email: string, times: number): Promise<number[]> {
+    const waits: number[] = [];
+    for (let i = 0; i < times; i++) waits.push(await sut.admit(email));
+    return waits;
   }
 
-  it('lets sign-in proceed below the maximum', async () => {
-    await fail('ada@example.com', 2);
-
-    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(0);
+  it('admits attempts up to the maximum', async () => {
+    await expect(attempts('ada@example.com', 3)).resolves.toEqual([0, 0, 0]);
   });
 
-  it('locks the account at the maximum until the window closes', async () => {
-    await fail('ada@example.com', 3);
+  it('refuses attempts beyond the maximum until the window closes', async () => {
+    await attempts('ada@example.com', 3);
 
-    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(60);
+    await expect(sut.admit('ada@example.com')).resolves.toBe(60);
     clock.advance(59_500);
-    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(1);
+    await expect(sut.admit('ada@example.com')).resolves.toBe(1);
     clock.advance(500);
-    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(0);
+    await expect(sut.admit('ada@example.com')).resolves.toBe(0);
   });
 
   it('rounds the wait up to whole seconds', async () => {
-    await fail('ada@example.com', 3);
+    await attempts('ada@example.com', 3);
     clock.advance(30_001);
 
-    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(30);
+    await expect(sut.admit('ada@example.com')).resolves.toBe(30);
   });
 
-  it('locks only the account that failed', async () => {
-    await fail('ada@example.com', 3);
+  it('refuses only the account that failed', async () => {
+    await attempts('ada@example.com', 4);
 
-    await expect(sut.retryAfterSeconds('bob@example.com')).resolves.toBe(0);
+    await expect(sut.admit('bob@example.com')).resolves.toBe(0);
   });
 
-  it('unlocks the account on clear', async () => {
-    await fail('ada@example.com', 3);
+  it('starts the count again on clear (a correct password)', async () => {
+    await attempts('ada@example.com', 4);
 
     await sut.clear('ada@example.com');
 
-    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(0);
-    await fail('ada@example.com', 2);
-    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(0);
+    await expect(attempts('ada@example.com', 3)).resolves.toEqual([0, 0, 0]);
+  });
+
+  it('admits no more than the maximum of attempts made at once', async () => {
+    const waits = await Promise.all(Array.from({ length: 30 }, () => sut.admit('ada@example.com')));
+
+    expect(waits.filter((wait) => wait === 0)).toHaveLength(3);
   });
 
   it('follows the configured maximum and window', async () => {
     sut = new SigninFailureLimiter(limiterConfig(clock.now, { signinMaxFailures: 1, signinFailureWindowSeconds: 900 }), noRedis);
 
-    await fail('ada@example.com', 1);
-
-    await expect(sut.retryAfterSeconds('ada@example.com')).resolves.toBe(900);
+    await expect(attempts('ada@example.com', 2)).resolves.toEqual([0, 900]);
   });
 });
 
@@ -261,15 +263,16 @@ describe(RedisFailureCounterStore.name, () => {
     const limiter = new SigninFailureLimiter(limiterConfig(Date.now), connection);
     const email = `${randomUUID()}@example.com`;
     try {
-      for (let i = 0; i < 3; i++) await limiter.recordFailure(email);
+      for (let i = 0; i < 3; i++) await expect(limiter.admit(email)).resolves.toBe(0);
 
-      const retryAfter = await limiter.retryAfterSeconds(email);
+      const retryAfter = await limiter.admit(email);
       expect(retryAfter).toBeGreaterThan(0);
       expect(retryAfter).toBeLessThanOrEqual(60);
     } finally {
       await limiter.clear(email);
     }
-    await expect(limiter.retryAfterSeconds(email)).resolves.toBe(0);
+    await expect(limiter.admit(email)).resolves.toBe(0);
+    await limiter.clear(email);
   });
 });
 

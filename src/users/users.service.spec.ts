@@ -189,11 +189,12 @@ describe(UsersService.name, () => {
   });
 
   describe('replacePasswordHash', () => {
-    it('updates only the hash, keeping the token version', async () => {
-      await sut.replacePasswordHash(3, '$argon2id$new');
+    it('updates only the hash, and only while the old one is still stored', async () => {
+      repository.update.mockResolvedValue({ affected: 1 });
+      await sut.replacePasswordHash(3, '$argon2id$old', '$argon2id$new');
 
       expect(transactions.run).toHaveBeenCalledTimes(1);
-      expect(repository.update).toHaveBeenCalledWith({ id: 3 }, { hashedPassword: '$argon2id$new' });
+      expect(repository.update).toHaveBeenCalledWith({ id: 3, hashedPassword: '$argon2id$old' }, { hashedPassword: '$argon2id$new' });
     });
   });
 });

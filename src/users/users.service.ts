@@ -151,7 +151,21 @@ export class UsersService {
   }
 
   /** Replaces the hash of an unchanged password (new cost parameters); existing tokens stay valid. */
-  async replacePasswordHash(id: number, hashedPassword: string): Promise<void> {
-    await this.transactions.run((manager) => manager.getRepository(User).update({ id }, { hashedPassword }));
+  /**
+   * Stores a stronger hash of the same password, only while `previousHash` is still the stored one: a
+   * password change that committed meanwhile must not be overwritten by a hash of the old password.
+   */
+  async replacePasswordHash(id: number, previousHash: string, hashedPassword: string): Promise<boolean> {
+    const result = await this.transactions.run((manager) =>
+      manager.getRepository(User).update({ id, hashedPassword: previousHash }, { hashedPassword }),
+    );
+    return result.affected === 1;
+  }
+
+  /** The user's token version, read under a row lock (PostgreSQL) so a password change cannot commit in between. */
+  async lockTokenVersion(manager: EntityManager, id: number): Promise<number | null> {
+    await this.lockForUpdate(manager, id);
+    const row = await manager.getRepository(User).findOne({ select: { id: true, tokenVersion: true }, where: { id } });
+    return row?.tokenVersion ?? null;
   }
 }

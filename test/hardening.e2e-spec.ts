@@ -1,0 +1,63 @@
+import { DATABASES } from './support/databases';
+import { expectProblem, newAccount, signUp } from './support/fixtures';
+import { tokenFromMail } from './support/smtp';
+import { matrix, useTestApp } from './support/test-app';
+
+const AUTH = '/api/v1/auth';
+const MAX_FAILURES = 10;
+
+describe.each(matrix(DATABASES))('hardening (issue 12) on %s with %s', (databaseKind, adapter) => {
+  const { t, smtp } = useTestApp(databaseKind, { adapter, env: { SIGNIN_MAX_FAILURES: String(MAX_FAILURES) } });
+
+  it('checks at most the limit of 30 wrong sign-ins sent at once for one account (finding 3)', async () => {
+    const { account } = await signUp(t.http);
+    const results = await Promise.all(
+      Array.from({ length: 30 }, () => t.http().post(`${AUTH}/signin`).send({ email: account.email, password: 'wrong password 1' })),
+    );
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(MAX_FAILURES);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(30 - MAX_FAILURES);
+  });
+
+  it('counts wrong current passwords at change-password like failed sign-ins (finding 4)', async () => {
+    const { account, token } = await signUp(t.http);
+    const change = (old_password: string) =>
+      t.http().post(`${AUTH}/change-password`).auth(token, { type: 'bearer' }).send({ old_password, new_password: 'a brand new passphrase 9' });
+    for (let i = 0; i < MAX_FAILURES; i++) expectProblem(await change('not my password'), 400, 'Incorrect current password');
+    // The right password no longer helps whoever holds a stolen token, and sign-in is locked as well.
+    expectProblem(await change(account.password), 429);
+    expectProblem(await t.http().post(`${AUTH}/signin`).send({ email: account.email, password: account.password }), 429);
+  });
+
+  it('voids a reset link mailed before a password change (finding 10)', async () => {
+    const { account, token } = await signUp(t.http);
+    await t.http().post(`${AUTH}/forgot-password`).send({ email: account.email }).expect(200);
+    const mail = await smtp.waitFor(account.email, (m) => /reset/i.test(m.subject));
+    await t
+      .http()
+      .post(`${AUTH}/change-password`)
+      .auth(token, { type: 'bearer' })
+      .send({ old_password: account.password, new_password: 'a brand new passphrase 9' })
+      .expect(200);
+    const reset = await t.http().post(`${AUTH}/reset-password`).send({ token: tokenFromMail(mail), new_password: 'attacker chosen phrase 7' });
+    expectProblem(reset, 400, 'Invalid or expired token');
+    await t.http().post(`${AUTH}/signin`).send({ email: account.email, password: 'a brand new passphrase 9' }).expect(200);
+  });
+
+  it('leaves no working session from sign-ins that raced a password change (finding 1)', async () => {
+    const account = newAccount();
+    const { token } = await signUp(t.http, account);
+    const newPassword = 'a brand new passphrase 9';
+    const [signins, change] = await Promise.all([
+      Promise.all(Array.from({ length: 8 }, () => t.http().post(`${AUTH}/signin`).send({ email: account.email, password: account.password }))),
+      t.http().post(`${AUTH}/change-password`).auth(token, { type: 'bearer' }).send({ old_password: account.password, new_password: newPassword }),
+    ]);
+    expect(change.status).toBe(200);
+    for (const signin of signins.filter((r) => r.status === 200)) {
+      await t.http().get(`${AUTH}/me`).auth(signin.body.access_token, { type: 'bearer' }).expect(401);
+      const refreshed = await t.http().post(`${AUTH}/refresh`).send({ refresh_token: signin.body.refresh_token });
+      expectProblem(refreshed, 401, 'Invalid or expired refresh token');
+    }
+    for (const signin of signins) expect([200, 401]).toContain(signin.status);
+  });
+});
