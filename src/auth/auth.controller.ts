@@ -210,7 +210,7 @@ export class AuthController {
   @Post('change-password')
   @HttpCode(HttpStatus.OK)
   @BearerJsonRoute({
-    problems: { 400: [AuthErrors.INCORRECT_CURRENT_PASSWORD] },
+    problems: { 400: [AuthErrors.INCORRECT_CURRENT_PASSWORD], 429: [AuthErrors.TOO_MANY_SIGNIN_FAILURES] },
     unexpected: AuthErrors.CHANGE_PASSWORD_FAILED,
     hashes: true,
   })
