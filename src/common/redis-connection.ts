@@ -1,8 +1,20 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 
 const CONNECT_TIMEOUT_MS = 2000;
+
+/** ioredis is an optional peer dependency: it is loaded only when `rateLimit.redisUrl` is set. */
+function loadIoredis(): typeof Redis {
+  try {
+    return require('ioredis') as typeof Redis;
+  } catch (error) {
+    if ((error as { code?: string }).code === 'MODULE_NOT_FOUND' && String(error).includes("'ioredis'")) {
+      throw new Error('rateLimit.redisUrl is set but the optional peer dependency ioredis is not installed: npm install ioredis');
+    }
+    throw error;
+  }
+}
 
 /**
  * The module's own Redis client when `rateLimit.redisUrl` is set; every shared counter goes through it.
@@ -14,6 +26,7 @@ const CONNECT_TIMEOUT_MS = 2000;
  */
 @Injectable()
 export class RedisConnection implements OnModuleInit, OnApplicationShutdown {
+  /** @internal The ioredis client (its type stays out of the published declarations: ioredis is an optional peer). */
   readonly client: Redis | null;
   private readonly logger = new Logger(RedisConnection.name);
   private available = true;
@@ -21,7 +34,7 @@ export class RedisConnection implements OnModuleInit, OnApplicationShutdown {
   constructor(@Inject(AUTH_CONFIG) config: AuthConfig) {
     const url = config.rateLimit.redisUrl;
     this.client = url
-      ? new Redis(url, {
+      ? new (loadIoredis())(url, {
           connectTimeout: CONNECT_TIMEOUT_MS,
           // Commands fail at once while disconnected instead of queueing behind reconnection attempts,
           // so a request never waits on an unreachable Redis.
@@ -49,6 +62,17 @@ export class RedisConnection implements OnModuleInit, OnApplicationShutdown {
       const timer = setTimeout(done, CONNECT_TIMEOUT_MS);
       client.once('ready', done);
     });
+  }
+
+  /** Whether shared counters are kept in Redis (`rateLimit.redisUrl` is set). */
+  get configured(): boolean {
+    return this.client !== null;
+  }
+
+  /** Resolves when Redis answers a PING; rejects when it does not (or is not configured). */
+  async ping(): Promise<void> {
+    if (!this.client) throw new Error('Redis is not configured');
+    await this.client.ping();
   }
 
   /** Runs a Redis operation; if Redis fails, logs the outage (once) and answers `fallback` instead. */

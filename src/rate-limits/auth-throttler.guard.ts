@@ -1,5 +1,4 @@
 import { ExecutionContext, Injectable, Provider } from '@nestjs/common';
-import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
 import {
   getOptionsToken,
   getStorageToken,
@@ -9,11 +8,11 @@ import {
   ThrottlerStorage,
   ThrottlerStorageService,
 } from '@nestjs/throttler';
-import type { ThrottlerStorageRecord } from '@nestjs/throttler/dist/throttler-storage-record.interface';
 import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 import { RedisConnection } from '../common/redis-connection';
 import { AuthErrors } from '../common/auth.errors';
 import { TooManyRequestsException } from '../common/exceptions';
+import { RedisThrottlerStorage } from './redis-throttler-storage';
 
 /**
  * Per client address and route limit on the auth routes. The address is `request.ip`, which Express and
@@ -51,21 +50,6 @@ export const authThrottlerProviders: Provider[] = [
     provide: getStorageToken(),
     inject: [RedisConnection],
     useFactory: (connection: RedisConnection): ThrottlerStorage =>
-      connection.client ? new FailOpenRedisStorage(connection) : new ThrottlerStorageService(),
+      connection.configured ? new RedisThrottlerStorage(connection) : new ThrottlerStorageService(),
   },
 ];
-
-const NOT_COUNTED: ThrottlerStorageRecord = { totalHits: 0, timeToExpire: 0, isBlocked: false, timeToBlockExpire: 0 };
-
-/** The kept Redis storage, answering "not counted" while Redis is unreachable (see RedisConnection). */
-class FailOpenRedisStorage implements ThrottlerStorage {
-  private readonly redisStorage: ThrottlerStorageRedisService;
-
-  constructor(private readonly connection: RedisConnection) {
-    this.redisStorage = new ThrottlerStorageRedisService(connection.client!);
-  }
-
-  increment(key: string, ttl: number, limit: number, blockDuration: number, name: string): Promise<ThrottlerStorageRecord> {
-    return this.connection.failOpen(() => this.redisStorage.increment(key, ttl, limit, blockDuration, name), NOT_COUNTED);
-  }
-}

@@ -63,7 +63,7 @@ export class HealthController {
   })
   async ready(): Promise<{ status: 'ok'; checks: Record<string, 'up'> }> {
     const checks: Record<string, Promise<unknown>> = { database: this.dataSource.query('SELECT 1') };
-    if (this.redis.client) checks.redis = this.redis.client.ping();
+    if (this.redis.configured) checks.redis = this.redis.ping();
     const results = await Promise.allSettled(Object.values(checks).map((check) => within(check, CHECK_TIMEOUT_MS)));
     const down = Object.keys(checks).filter((_, i) => results[i].status === 'rejected');
     if (down.length > 0) throw new ServiceUnavailableException(`Not ready: ${down.join(', ')} not answering`);
