@@ -31,9 +31,14 @@ export interface RunningApp {
 }
 
 /** Starts the app as `npm start` would and waits until /health/live answers. */
-export async function startStandalone(env: Record<string, string>, cwd: string): Promise<RunningApp> {
+export function startStandalone(env: Record<string, string>, cwd: string): Promise<RunningApp> {
+  return startNodeApp(MAIN_JS, env, cwd, '/health/live');
+}
+
+/** Runs `script` with node on a free PORT and waits (20 s at most) until GET `readyPath` answers 2xx. */
+export async function startNodeApp(script: string, env: Record<string, string>, cwd: string, readyPath: string): Promise<RunningApp> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [MAIN_JS], {
+  const child: ChildProcess = spawn(process.execPath, [script], {
     cwd,
     env: { ...BASE_ENV, PORT: String(port), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -46,7 +51,7 @@ export async function startStandalone(env: Record<string, string>, cwd: string):
   for (;;) {
     if (child.exitCode !== null) throw new Error(`app exited with ${child.exitCode}:\n${output}`);
     try {
-      if ((await fetch(`${baseUrl}/health/live`)).ok) break;
+      if ((await fetch(`${baseUrl}${readyPath}`)).ok) break;
     } catch {
       // not listening yet
     }
