@@ -1,7 +1,7 @@
 /** @type {import('jest').Config} */
 const esmPackages = [
   '@nestjs', 'file-type', 'load-esm', 'uid', 'strtok3', 'token-types', '@tokenizer',
-  'uint8array-extras', 'nodemailer', 'smtp-server', 'content-disposition',
+  'uint8array-extras', 'nodemailer', 'smtp-server', 'content-disposition', 'jose',
 ];
 
 module.exports = {

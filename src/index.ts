@@ -9,6 +9,7 @@ export type {
   MailOptions,
   PasswordHashingOptions,
   RateLimitOptions,
+  SigningKeyOptions,
 } from './options/auth-options.interface';
 export { AuthService } from './auth/auth.service';
 export { AuthErrors, AuthMessages } from './common/auth.errors';
@@ -22,10 +23,14 @@ export { OutboxMessage } from './outbox/outbox-message.entity';
 export { Session } from './sessions/session.entity';
 export { RefreshToken } from './sessions/refresh-token.entity';
 export { SessionsService } from './sessions/sessions.service';
+export { SigningKeys } from './signing-keys/signing-keys.service';
+export type { PublicJwk } from './signing-keys/signing-keys.service';
+export { SigningKey } from './signing-keys/signing-key.entity';
+export { SigningKeyDecryptionError } from './signing-keys/key-encryption';
 export type { OutboxMessageKind, OutboxMessageStatus } from './outbox/outbox-message.entity';
 export { AUTH_MIGRATIONS } from './migrations';
 export { ProblemDetailsFilter } from './common/problem-details.filter';
 export { RedisConnection } from './common/redis-connection';
 export { DEFAULT_HASH_CONCURRENCY, MIN_JWT_SECRET_BYTES } from './options/auth-config';
 export { lowerThreadPoolPriority } from './common/thread-pool-priority';
-export { TokenResponse, UserResponse, SuccessResponse, SessionResponse } from './auth/dto/responses.dto';
+export { TokenResponse, UserResponse, SuccessResponse, SessionResponse, JwksResponse } from './auth/dto/responses.dto';

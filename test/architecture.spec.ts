@@ -8,9 +8,9 @@ import { dirname, join, normalize, relative, sep } from 'node:path';
  */
 const ALLOWED: Record<string, string[]> = {
   app: ['index'],
-  index: ['module', 'auth', 'users', 'sessions', 'outbox', 'one-time-tokens', 'passwords', 'common', 'options', 'migrations'],
-  module: ['auth', 'emails', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'common', 'options'],
-  auth: ['sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'common', 'options'],
+  index: ['module', 'auth', 'users', 'sessions', 'outbox', 'one-time-tokens', 'passwords', 'signing-keys', 'common', 'options', 'migrations'],
+  module: ['auth', 'emails', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'common', 'options'],
+  auth: ['sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'common', 'options'],
   emails: ['outbox', 'one-time-tokens', 'users', 'common', 'options'],
   sessions: ['users', 'common', 'options'],
   outbox: ['users', 'common', 'options'],
@@ -18,6 +18,7 @@ const ALLOWED: Record<string, string[]> = {
   users: ['common', 'options'],
   passwords: ['common', 'options'],
   'rate-limits': ['common', 'options'],
+  'signing-keys': ['common', 'options'],
   common: ['options'],
   options: [],
   migrations: ['options'],

@@ -46,12 +46,14 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
     expect(shown).toMatch(/\[ \] CreateAuthTables1764080000000/);
     expect(shown).toMatch(/\[ \] MailOutboxAndEmailVerification1764090000000/);
     expect(shown).toMatch(/\[ \] SessionsAndRefreshTokens1764100000000/);
+    expect(shown).toMatch(/\[ \] SigningKeys1764110000000/);
 
     typeorm('migration:run', database.url);
     const applied = typeorm('migration:show', database.url);
     expect(applied).toMatch(/\[X\] .*CreateAuthTables1764080000000/);
     expect(applied).toMatch(/\[X\] .*MailOutboxAndEmailVerification1764090000000/);
     expect(applied).toMatch(/\[X\] .*SessionsAndRefreshTokens1764100000000/);
+    expect(applied).toMatch(/\[X\] .*SigningKeys1764110000000/);
     expect(await tables()).toEqual(
       expect.arrayContaining([
         'migrations',
@@ -61,9 +63,15 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
         'mail_outbox',
         'user_sessions',
         'refresh_tokens',
+        'signing_keys',
       ]),
     );
     expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at']));
+
+    typeorm('migration:revert', database.url);
+    const withoutSigningKeys = await tables();
+    expect(withoutSigningKeys).toContain('user_sessions');
+    expect(withoutSigningKeys).not.toContain('signing_keys');
 
     typeorm('migration:revert', database.url);
     const withoutSessions = await tables();

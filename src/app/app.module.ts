@@ -4,11 +4,16 @@ import { AuthModule, type AuthModuleOptions } from '..';
 import type { AppConfig } from './config/app-config';
 import { dataSourceOptions } from './config/database';
 import { HealthController } from './health/health.controller';
+import { WellKnownController } from './well-known.controller';
 
 /** Maps the validated environment to the module's options: the only place the two meet. */
 export function authOptionsFrom(config: AppConfig): AuthModuleOptions {
   return {
     jwtSecret: config.jwtSecret,
+    jwtAlgorithm: config.jwtAlgorithm,
+    jwtIssuer: config.jwtIssuer,
+    jwtAudience: config.jwtAudience,
+    signingKeys: { rotationDays: config.signingKeyRotationDays },
     accessTokenTtlSeconds: config.accessTokenExpireMinutes * 60,
     refreshTokenTtlSeconds: config.refreshTokenExpireDays * 24 * 3600,
     refreshTokenReuseGraceSeconds: config.refreshTokenReuseGraceSeconds,
@@ -46,7 +51,7 @@ export class AppModule {
         TypeOrmModule.forRoot(dataSourceOptions(config.database, { migrationsRun: true })),
         AuthModule.forRoot({ ...authOptionsFrom(config), ...authOverrides }),
       ],
-      controllers: [HealthController],
+      controllers: [HealthController, WellKnownController],
     };
   }
 }

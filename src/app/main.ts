@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { existsSync } from 'node:fs';
 import type * as NestCommon from '@nestjs/common';
 import type * as AppSetup from './app.setup';
-import { lowerThreadPoolPriority } from '..';
+import { lowerThreadPoolPriority, SigningKeyDecryptionError } from '..';
 import { AppConfig, ConfigError, loadAppConfig } from './config/app-config';
 
 async function bootstrap(): Promise<void> {
@@ -33,7 +33,14 @@ async function bootstrap(): Promise<void> {
   }
   if (loweredThreads === 0) logger.warn('could not lower the thread pool priority: hashing may slow cheap routes');
   const app = await createApp(config);
-  await app.listen(config.port, '0.0.0.0');
+  try {
+    await app.listen(config.port, '0.0.0.0');
+  } catch (error) {
+    if (!(error instanceof SigningKeyDecryptionError)) throw error;
+    // One line, and no start: every token it signed or checked would fail.
+    console.error(`Configuration error: ${error.message}`);
+    process.exit(1);
+  }
   logger.log(`listening on port ${config.port} (${config.database.type}${config.redisUrl ? ', redis' : ''}); docs at /docs`);
 }
 

@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { JwtService } from '@nestjs/jwt';
 import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
+import { decodeJws, signJws, verifyJwsSignature } from '../signing-keys/compact-jws';
+import { SigningKeys } from '../signing-keys/signing-keys.service';
 
 /** `typ` claim of access tokens: no other token this service issues can stand in for one (RFC 8725 3.11). */
 export const ACCESS_TOKEN_TYPE = 'access';
-export const JWT_ALGORITHM = 'HS256';
 
 /** Claims of an access token beyond the registered ones (`iss`, `aud`, `iat`, `exp`). */
 export interface AccessTokenClaims {
@@ -22,27 +22,48 @@ export interface IssuedAccessToken {
   expiresInSeconds: number;
 }
 
+/** Issues access tokens and checks the ones presented: signature, algorithm, key, `iss`, `aud`, `exp`. */
 @Injectable()
 export class AccessTokenService {
   constructor(
-    private readonly jwt: JwtService,
+    private readonly keys: SigningKeys,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
   issue(user: { id: number; tokenVersion: number }, sessionId: string): IssuedAccessToken {
-    const claims: AccessTokenClaims & { iat: number } = {
+    const iat = Math.floor(this.config.clock().getTime() / 1000);
+    const claims = {
       sub: String(user.id),
       typ: ACCESS_TOKEN_TYPE,
       ver: user.tokenVersion,
       sid: sessionId,
-      iat: Math.floor(this.config.clock().getTime() / 1000),
+      iat,
+      exp: iat + this.config.accessTokenTtlSeconds,
+      aud: this.config.jwtAudience,
+      iss: this.config.jwtIssuer,
     };
-    const token = this.jwt.sign(claims, {
-      algorithm: JWT_ALGORITHM,
-      expiresIn: this.config.accessTokenTtlSeconds,
-      issuer: this.config.jwtIssuer,
-      audience: this.config.jwtAudience,
-    });
-    return { token, expiresInSeconds: this.config.accessTokenTtlSeconds };
+    const { kid, algorithm, key } = this.keys.current();
+    return { token: signJws(claims, algorithm, kid, key), expiresInSeconds: this.config.accessTokenTtlSeconds };
+  }
+
+  /**
+   * The claims of a token this service signed and that is still valid, or null. The algorithm is the
+   * configured one, never the token's choice (RFC 8725 3.1: no `none`, no HS256 made with a public key),
+   * and the key is the one its `kid` names, unless revoked or retired past its tokens' lifetime.
+   */
+  async verify(token: string): Promise<Record<string, unknown> | null> {
+    const jws = decodeJws(token);
+    if (!jws) return null;
+    const key = await this.keys.verificationKey(jws.header.kid, jws.header.alg);
+    if (!key || !verifyJwsSignature(this.config.jwtAlgorithm, key, jws.signingInput, jws.signature)) return null;
+    const { exp, nbf, iss, aud } = jws.payload;
+    const now = Date.now() / 1000;
+    // Without `exp` a token would never expire.
+    if (typeof exp !== 'number' || exp <= now) return null;
+    if (nbf !== undefined && (typeof nbf !== 'number' || nbf > now)) return null;
+    if (iss !== this.config.jwtIssuer) return null;
+    const audiences = Array.isArray(aud) ? aud : [aud];
+    if (!audiences.includes(this.config.jwtAudience)) return null;
+    return jws.payload;
   }
 }

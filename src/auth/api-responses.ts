@@ -116,6 +116,9 @@ const PublicSecurity = (): MethodDecorator => ApiOperation({ summary: undefined,
 /** A route anyone may call with a JSON body (sign-up, sign-in, refresh, …). */
 export const PublicJsonRoute = (errors?: RouteErrors): MethodDecorator => routeOfKind({ bearer: false, jsonBody: true }, errors);
 
+/** A route anyone may call, without a body (the JWKS). */
+export const PublicRoute = (errors?: RouteErrors): MethodDecorator => routeOfKind({ bearer: false, jsonBody: false }, errors);
+
 /** A route that needs the bearer access token and takes no body. */
 export const BearerRoute = (errors?: RouteErrors): MethodDecorator => routeOfKind({ bearer: true, jsonBody: false }, errors);
 

@@ -2,8 +2,10 @@ import {
   Controller,
   Delete,
   Get,
+  Header,
   HttpCode,
   HttpStatus,
+  NotFoundException,
   Param,
   Post,
   Req,
@@ -19,7 +21,8 @@ import { User } from '../users/user.entity';
 import { AuthThrottlerGuard } from '../rate-limits/auth-throttler.guard';
 import { AuthErrors } from '../common/auth.errors';
 import { AuthService } from './auth.service';
-import { BearerJsonRoute, BearerRoute, PublicJsonRoute } from './api-responses';
+import { BearerJsonRoute, BearerRoute, PublicJsonRoute, PublicRoute } from './api-responses';
+import { SigningKeys } from '../signing-keys/signing-keys.service';
 import { CurrentSessionId, CurrentUser, RequestContext, RequestCtx } from './decorators';
 import {
   ChangePasswordDto,
@@ -31,7 +34,7 @@ import {
   SignUpDto,
   VerifyEmailDto,
 } from './dto/requests.dto';
-import { SessionResponse, SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
+import { JwksResponse, SessionResponse, SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
 import { RefreshTokenCookie } from './refresh-token-cookie';
 import { ValidBody } from './validated-body';
 
@@ -48,6 +51,7 @@ export class AuthController {
   constructor(
     private readonly auth: AuthService,
     private readonly refreshCookie: RefreshTokenCookie,
+    private readonly signingKeys: SigningKeys,
   ) {}
 
   @Post('signup')
@@ -230,5 +234,15 @@ export class AuthController {
   @ApiOkResponse({ type: UserResponse })
   me(@CurrentUser() user: User): UserResponse {
     return UserResponse.from(user);
+  }
+
+  @Get('jwks')
+  @PublicRoute({ problems: { 404: [AuthErrors.NO_PUBLIC_KEYS] } })
+  @Header('Cache-Control', 'public, max-age=300')
+  @ApiOperation({ summary: 'The public keys access tokens are signed with (JWKS); 404 when they are signed with HS256' })
+  @ApiOkResponse({ type: JwksResponse })
+  jwks(): JwksResponse {
+    if (!this.signingKeys.publishesKeys) throw new NotFoundException(AuthErrors.NO_PUBLIC_KEYS);
+    return this.signingKeys.jwks();
   }
 }

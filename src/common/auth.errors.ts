@@ -13,6 +13,7 @@ export const AuthErrors = {
   INVALID_ACCESS_TOKEN: 'Could not validate credentials',
   INVALID_REFRESH_TOKEN: 'Invalid or expired refresh token',
   SESSION_NOT_FOUND: 'Session not found',
+  NO_PUBLIC_KEYS: 'Tokens are signed with HS256: there are no public keys',
   TOO_MANY_REQUESTS: 'Too many requests, try again later',
   BUSY: 'The service is busy, try again in a moment',
   TOO_MANY_MAIL_REQUESTS: 'Too many requests for this email address, try again later',

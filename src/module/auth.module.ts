@@ -1,5 +1,4 @@
 import { MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
-import { JwtService } from '@nestjs/jwt';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { TransactionRunner } from '../common/transaction-runner';
 import { MailOutbox } from '../outbox/mail-outbox.service';
@@ -16,7 +15,7 @@ import { UserChanges } from '../users/user-changes';
 import { UsersService } from '../users/users.service';
 import { AccessUserCache } from '../auth/access-user-cache';
 import { AccessTokenService } from '../auth/access-token.service';
-import { AUTH_CONFIG, AuthConfig, resolveAuthConfig } from '../options/auth-config';
+import { AUTH_CONFIG, resolveAuthConfig } from '../options/auth-config';
 import type { AuthModuleOptions } from '../options/auth-options.interface';
 import { authThrottlerProviders, AuthThrottlerGuard } from '../rate-limits/auth-throttler.guard';
 import { AuthController } from '../auth/auth.controller';
@@ -28,7 +27,9 @@ import { EmailVerificationToken } from '../one-time-tokens/email-verification-to
 import { EmailVerificationTokensService } from '../one-time-tokens/email-verification-tokens.service';
 import { Housekeeping } from './housekeeping';
 import { JwtAuthGuard } from '../auth/jwt-auth.guard';
-import { JwtStrategy } from '../auth/jwt.strategy';
+import { BearerAuthenticator } from '../auth/bearer-authenticator';
+import { SigningKey } from '../signing-keys/signing-key.entity';
+import { SigningKeys } from '../signing-keys/signing-keys.service';
 import { PasswordHasher } from '../passwords/password-hasher';
 import { PasswordPolicy } from '../passwords/password-policy';
 import { PasswordResetToken } from '../one-time-tokens/password-reset-token.entity';
@@ -38,15 +39,15 @@ import { RefreshTokenCookie } from '../auth/refresh-token-cookie';
 import { MailRequestLimiter, SigninFailureLimiter } from '../rate-limits/signin-failures';
 
 /** Every entity the module needs the host's DataSource to know (and its migrations to create). */
-export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, OutboxMessage, Session, RefreshToken];
+export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, OutboxMessage, Session, RefreshToken, SigningKey];
 
 /**
  * Sign-up, sign-in, password recovery and change under `/api/v1/auth`, plus `JwtAuthGuard` and
  * `@CurrentUser()` for the host's own routes. The host owns `TypeOrmModule.forRoot` (with `AUTH_ENTITIES`
  * and `AUTH_MIGRATIONS`); this module only registers its repositories.
  *
- * JWT signing is provided here directly rather than through `JwtModule`, whose async factory could not
- * see this module's options, and so that it never collides with a JWT setup of the host.
+ * Tokens are signed and checked by the module's own code (src/signing-keys), so it never collides with a
+ * JWT or Passport setup of the host.
  */
 @Module({
   imports: [TypeOrmModule.forFeature(AUTH_ENTITIES)],
@@ -56,11 +57,6 @@ export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, 
       provide: AUTH_CONFIG,
       inject: [AUTH_MODULE_OPTIONS],
       useFactory: (options: AuthModuleOptions) => resolveAuthConfig(options),
-    },
-    {
-      provide: JwtService,
-      inject: [AUTH_CONFIG],
-      useFactory: (config: AuthConfig) => new JwtService({ secret: config.jwtKey as unknown as string }),
     },
     TransactionRunner,
     MailService,
@@ -83,14 +79,15 @@ export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, 
     EmailVerificationTokensService,
     SigninFailureLimiter,
     MailRequestLimiter,
-    JwtStrategy,
+    SigningKeys,
+    BearerAuthenticator,
     JwtAuthGuard,
     RefreshTokenCookie,
     AuthRoutes,
     ParserErrorBoundary,
     AuthService,
   ],
-  exports: [AuthService, UsersService, SessionsService, JwtAuthGuard, AUTH_CONFIG, RedisConnection],
+  exports: [AuthService, UsersService, SessionsService, JwtAuthGuard, BearerAuthenticator, SigningKeys, AUTH_CONFIG, RedisConnection],
 })
 export class AuthModule extends AuthConfigurableModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

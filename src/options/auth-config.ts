@@ -5,6 +5,8 @@ import type { AuthModuleOptions } from './auth-options.interface';
 /** The module's options with every default applied and every bound checked, built once at start-up. */
 export interface AuthConfig {
   jwtKey: KeyObject;
+  jwtAlgorithm: JwtAlgorithmName;
+  signingKeys: { rotationDays: number; publishDelaySeconds: number; refreshSeconds: number };
   jwtIssuer: string;
   jwtAudience: string;
   accessTokenTtlSeconds: number;
@@ -41,6 +43,9 @@ export interface AuthConfig {
 }
 
 export const AUTH_CONFIG = Symbol('AUTH_CONFIG');
+
+export type JwtAlgorithmName = NonNullable<AuthModuleOptions['jwtAlgorithm']>;
+const JWT_ALGORITHM_NAMES: JwtAlgorithmName[] = ['HS256', 'EdDSA', 'ES256'];
 
 export const MIN_JWT_SECRET_BYTES = 32;
 /**
@@ -97,8 +102,19 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     options.emailVerificationUrl ?? new URL('/verify-email', passwordResetUrl).toString(),
   );
   const retryInitialDelayMs = positiveInteger('mail.retryInitialDelayMs', mail.retryInitialDelayMs ?? 5000);
+  const jwtAlgorithm = options.jwtAlgorithm ?? 'HS256';
+  if (!JWT_ALGORITHM_NAMES.includes(jwtAlgorithm)) {
+    throw new Error(`AuthModule: jwtAlgorithm must be one of ${JWT_ALGORITHM_NAMES.join(', ')}, got ${jwtAlgorithm}`);
+  }
+  const signingKeys = options.signingKeys ?? {};
   return {
     jwtKey: toKeyObject(options.jwtSecret),
+    jwtAlgorithm,
+    signingKeys: {
+      rotationDays: positiveInteger('signingKeys.rotationDays', signingKeys.rotationDays ?? 30),
+      publishDelaySeconds: positiveInteger('signingKeys.publishDelaySeconds', signingKeys.publishDelaySeconds ?? 600, 0),
+      refreshSeconds: positiveInteger('signingKeys.refreshSeconds', signingKeys.refreshSeconds ?? 5),
+    },
     jwtIssuer: options.jwtIssuer ?? 'auth-service',
     jwtAudience: options.jwtAudience ?? 'auth-service',
     accessTokenTtlSeconds: positiveInteger('accessTokenTtlSeconds', options.accessTokenTtlSeconds ?? 1800),

@@ -67,13 +67,34 @@ export interface MailOptions {
   pollIntervalMs?: number;
 }
 
+export interface SigningKeyOptions {
+  /** A new key every this many days. Default 30. */
+  rotationDays?: number;
+  /**
+   * How long a new key is published before it signs, in seconds. Default 600: longer than the JWKS
+   * `max-age` (300 s), so a verifier caching the JWKS never meets a token before its key.
+   */
+  publishDelaySeconds?: number;
+  /** How often each instance reloads the keys (rotations, revocations by another process), in seconds. Default 5. */
+  refreshSeconds?: number;
+}
+
 /** Options of `AuthModule.forRoot` / `forRootAsync`. The module reads no environment variable itself. */
 export interface AuthModuleOptions {
   /**
-   * HS256 key for access tokens, at least 32 bytes. Pass a `KeyObject` (`crypto.createSecretKey`) or a
-   * string/Buffer, which is turned into one: jsonwebtoken verifies ~40x faster with a KeyObject.
+   * At least 32 bytes: the HS256 key for access tokens, and with EdDSA or ES256 the secret the stored
+   * private keys are encrypted under (changing it then needs the keys revoked). A `KeyObject`
+   * (`crypto.createSecretKey`) or a string/Buffer, which is turned into one.
    */
   jwtSecret: string | Buffer | KeyObject;
+  /**
+   * How access tokens are signed. `HS256` (default) with `jwtSecret`; `EdDSA` (Ed25519) or `ES256`
+   * (P-256) with key pairs kept in the database and published at `GET {routePrefix}/jwks`, so other
+   * services can verify tokens without a secret that can also mint them.
+   */
+  jwtAlgorithm?: 'HS256' | 'EdDSA' | 'ES256';
+  /** Rotation of the EdDSA / ES256 key pairs (ignored with HS256). */
+  signingKeys?: SigningKeyOptions;
   /** `iss` claim written and required. Default `auth-service`. */
   jwtIssuer?: string;
   /** `aud` claim written and required. Default `auth-service`. */

@@ -6,7 +6,7 @@ import { DataSource } from 'typeorm';
 import { authOptionsFrom } from '../../src/app/app.module';
 import { createApp, HttpAdapterKind } from '../../src/app/app.setup';
 import { AuthService } from '../../src/auth/auth.service';
-import type { MailOptions } from '../../src/options/auth-options.interface';
+import type { AuthModuleOptions, MailOptions } from '../../src/options/auth-options.interface';
 import { loadAppConfig } from '../../src/app/config/app-config';
 import { OutboxMessage } from '../../src/outbox/outbox-message.entity';
 import { createTestDatabase, DatabaseKind, TestDatabase } from './databases';
@@ -47,6 +47,8 @@ export interface TestAppOptions {
   env?: Record<string, string>;
   /** Outbox settings beyond the environment's; the worker polls every 20 ms unless set here. */
   mail?: Partial<MailOptions>;
+  /** Module options beyond the environment's (settings no variable reaches, such as the key publish delay). */
+  auth?: Partial<AuthModuleOptions>;
 }
 
 /** The one helper that builds an app for e2e tests: the standalone app, in-process, on a real database. */
@@ -67,6 +69,7 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
     authOverrides: {
       clock: () => new Date(Date.now() + offsetMs),
       mail: { ...authOptionsFrom(config).mail, pollIntervalMs: 20, ...options.mail },
+      ...options.auth,
     },
   });
   await app.init();

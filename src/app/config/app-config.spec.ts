@@ -269,3 +269,22 @@ describe(loadAppConfig.name, () => {
     });
   });
 });
+
+describe('signing settings', () => {
+  it('defaults to HS256 with 30-day rotation and no issuer or audience of its own', () => {
+    expect(loadAppConfig(env())).toMatchObject({ jwtAlgorithm: 'HS256', signingKeyRotationDays: 30, jwtIssuer: undefined, jwtAudience: undefined });
+  });
+
+  it('reads JWT_ALGORITHM, JWT_ISSUER, JWT_AUDIENCE and SIGNING_KEY_ROTATION_DAYS', () => {
+    const sut = loadAppConfig(env({ JWT_ALGORITHM: 'EdDSA', JWT_ISSUER: 'https://auth.example.com', JWT_AUDIENCE: 'api', SIGNING_KEY_ROTATION_DAYS: '7' }));
+    expect(sut).toMatchObject({ jwtAlgorithm: 'EdDSA', jwtIssuer: 'https://auth.example.com', jwtAudience: 'api', signingKeyRotationDays: 7 });
+  });
+
+  it.each([['RS256'], ['none'], ['hs256']])('refuses JWT_ALGORITHM=%s', (value) => {
+    expect(configErrorOf({ JWT_ALGORITHM: value }).message).toBe(`JWT_ALGORITHM must be HS256, EdDSA or ES256, got "${value}"`);
+  });
+
+  it('refuses a rotation of 0 days', () => {
+    expect(configErrorOf({ SIGNING_KEY_ROTATION_DAYS: '0' }).message).toMatch(/^SIGNING_KEY_ROTATION_DAYS must be an integer from 1 to 365/);
+  });
+});

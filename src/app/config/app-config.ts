@@ -14,6 +14,10 @@ export interface AppConfig {
   jwtSecret: string;
   /** True when no JWT_SECRET was given and a random one was made for this process. */
   jwtSecretGenerated: boolean;
+  jwtAlgorithm: 'HS256' | 'EdDSA' | 'ES256';
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  signingKeyRotationDays: number;
   accessTokenExpireMinutes: number;
   refreshTokenExpireDays: number;
   refreshTokenReuseGraceSeconds: number;
@@ -114,6 +118,14 @@ function httpAdapter(env: Env): AppConfig['httpAdapter'] {
   return raw;
 }
 
+function jwtAlgorithm(env: Env): AppConfig['jwtAlgorithm'] {
+  const raw = read(env, 'JWT_ALGORITHM') ?? 'HS256';
+  if (raw !== 'HS256' && raw !== 'EdDSA' && raw !== 'ES256') {
+    throw new ConfigError(`JWT_ALGORITHM must be HS256, EdDSA or ES256, got "${raw}"`);
+  }
+  return raw;
+}
+
 function corsOrigins(env: Env): string[] {
   const raw = read(env, 'CORS_ORIGINS');
   if (raw === undefined) return [];
@@ -158,6 +170,10 @@ export function loadAppConfig(env: Env): AppConfig {
     redisUrl: url(env, 'REDIS_URL', undefined, ['redis:', 'rediss:']),
     jwtSecret,
     jwtSecretGenerated,
+    jwtAlgorithm: jwtAlgorithm(env),
+    jwtIssuer: read(env, 'JWT_ISSUER'),
+    jwtAudience: read(env, 'JWT_AUDIENCE'),
+    signingKeyRotationDays: integer(env, 'SIGNING_KEY_ROTATION_DAYS', 30, 1, 365),
     accessTokenExpireMinutes: integer(env, 'ACCESS_TOKEN_EXPIRE_MINUTES', 30, 1, 24 * 60),
     refreshTokenExpireDays: integer(env, 'REFRESH_TOKEN_EXPIRE_DAYS', 30, 1, 365),
     refreshTokenReuseGraceSeconds: integer(env, 'REFRESH_TOKEN_REUSE_GRACE_SECONDS', 10, 0, 300),

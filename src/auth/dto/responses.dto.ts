@@ -39,7 +39,7 @@ export class UserResponse {
 }
 
 export class TokenResponse {
-  @ApiProperty({ description: 'JWT access token (HS256)' })
+  @ApiProperty({ description: 'JWT access token (HS256, EdDSA or ES256, as configured; its `kid` names the key)' })
   access_token: string;
 
   @ApiProperty({ example: 'bearer', enum: ['bearer'] })
@@ -131,4 +131,33 @@ export class ProblemResponse {
     description: 'Present on 5xx: quote it when reporting the problem',
   })
   request_id?: string;
+}
+
+export class PublicJwkResponse {
+  @ApiProperty({ enum: ['OKP', 'EC'], description: '`OKP` for EdDSA (Ed25519), `EC` for ES256 (P-256)' })
+  kty: string;
+
+  @ApiProperty({ enum: ['Ed25519', 'P-256'] })
+  crv: string;
+
+  @ApiProperty({ description: 'Public key (base64url)' })
+  x: string;
+
+  @ApiProperty({ required: false, description: 'Second coordinate (base64url), ES256 only' })
+  y?: string;
+
+  @ApiProperty({ description: 'Key id (its RFC 7638 thumbprint), named in the header of each token it signs' })
+  kid: string;
+
+  @ApiProperty({ enum: ['EdDSA', 'ES256'] })
+  alg: string;
+
+  @ApiProperty({ enum: ['sig'] })
+  use: 'sig';
+}
+
+@ApiSchema({ description: 'JSON Web Key Set (RFC 7517): every key a live token may name' })
+export class JwksResponse {
+  @ApiProperty({ type: [PublicJwkResponse] })
+  keys: PublicJwkResponse[];
 }
