@@ -9,8 +9,8 @@ import { dirname, join, normalize, relative, sep } from 'node:path';
 const ALLOWED: Record<string, string[]> = {
   app: ['index'],
   index: ['module', 'auth', 'users', 'sessions', 'outbox', 'one-time-tokens', 'passwords', 'signing-keys', 'common', 'options', 'migrations'],
-  module: ['auth', 'emails', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'common', 'options'],
-  auth: ['sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'common', 'options'],
+  module: ['auth', 'emails', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'mfa', 'common', 'options'],
+  auth: ['sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'mfa', 'common', 'options'],
   emails: ['outbox', 'one-time-tokens', 'users', 'common', 'options'],
   sessions: ['users', 'common', 'options'],
   outbox: ['users', 'common', 'options'],
@@ -19,6 +19,7 @@ const ALLOWED: Record<string, string[]> = {
   passwords: ['common', 'options'],
   'rate-limits': ['common', 'options'],
   'signing-keys': ['common', 'options'],
+  mfa: ['users', 'common', 'options'],
   common: ['options'],
   options: [],
   migrations: ['options'],

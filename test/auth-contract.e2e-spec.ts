@@ -26,6 +26,7 @@ describe.each(matrix(DATABASES))('auth contract on %s with %s', (databaseKind, a
           full_name: 'Ada Lovelace',
           is_active: true,
           is_verified: false,
+          mfa_enabled: false,
           created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/),
         },
       });
@@ -139,6 +140,7 @@ describe.each(matrix(DATABASES))('auth contract on %s with %s', (databaseKind, a
         full_name: 'Grace',
         is_active: true,
         is_verified: false,
+        mfa_enabled: false,
         created_at: expect.any(String),
       });
     });

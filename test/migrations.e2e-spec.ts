@@ -47,6 +47,7 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
     expect(shown).toMatch(/\[ \] MailOutboxAndEmailVerification1764090000000/);
     expect(shown).toMatch(/\[ \] SessionsAndRefreshTokens1764100000000/);
     expect(shown).toMatch(/\[ \] SigningKeys1764110000000/);
+    expect(shown).toMatch(/\[ \] SecondFactor1764120000000/);
 
     typeorm('migration:run', database.url);
     const applied = typeorm('migration:show', database.url);
@@ -54,6 +55,7 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
     expect(applied).toMatch(/\[X\] .*MailOutboxAndEmailVerification1764090000000/);
     expect(applied).toMatch(/\[X\] .*SessionsAndRefreshTokens1764100000000/);
     expect(applied).toMatch(/\[X\] .*SigningKeys1764110000000/);
+    expect(applied).toMatch(/\[X\] .*SecondFactor1764120000000/);
     expect(await tables()).toEqual(
       expect.arrayContaining([
         'migrations',
@@ -64,9 +66,18 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
         'user_sessions',
         'refresh_tokens',
         'signing_keys',
+        'totp_factors',
+        'recovery_codes',
+        'mfa_challenges',
       ]),
     );
-    expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at']));
+    expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at', 'mfa_enabled']));
+
+    typeorm('migration:revert', database.url);
+    const withoutSecondFactor = await tables();
+    expect(withoutSecondFactor).toContain('signing_keys');
+    expect(withoutSecondFactor).not.toContain('totp_factors');
+    expect(await userColumns()).not.toContain('mfa_enabled');
 
     typeorm('migration:revert', database.url);
     const withoutSigningKeys = await tables();

@@ -15,6 +15,10 @@ export interface AccessTokenClaims {
   ver: number;
   /** The session the token belongs to: it stops working when the session ends. */
   sid: string;
+  /** Assurance level of the session: `aal2` once a second factor was shown. */
+  aal: 'aal1' | 'aal2';
+  /** How the session was signed in (RFC 8176): `["pwd"]` or `["pwd", "otp"]`. */
+  amr: string[];
 }
 
 export interface IssuedAccessToken {
@@ -30,13 +34,15 @@ export class AccessTokenService {
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
-  issue(user: { id: number; tokenVersion: number }, sessionId: string): IssuedAccessToken {
+  issue(user: { id: number; tokenVersion: number }, session: { sessionId: string } & Pick<AccessTokenClaims, 'aal' | 'amr'>): IssuedAccessToken {
     const iat = Math.floor(this.config.clock().getTime() / 1000);
     const claims = {
       sub: String(user.id),
       typ: ACCESS_TOKEN_TYPE,
       ver: user.tokenVersion,
-      sid: sessionId,
+      sid: session.sessionId,
+      aal: session.aal,
+      amr: session.amr,
       iat,
       exp: iat + this.config.accessTokenTtlSeconds,
       aud: this.config.jwtAudience,

@@ -23,18 +23,28 @@ import { AuthErrors } from '../common/auth.errors';
 import { AuthService } from './auth.service';
 import { BearerJsonRoute, BearerRoute, PublicJsonRoute, PublicRoute } from './api-responses';
 import { SigningKeys } from '../signing-keys/signing-keys.service';
-import { CurrentSessionId, CurrentUser, RequestContext, RequestCtx } from './decorators';
+import { CurrentSessionId, CurrentUser, RequestContext, RequestCtx, RequireAal } from './decorators';
 import {
   ChangePasswordDto,
   ForgotPasswordDto,
+  MfaCodeDto,
   RefreshTokenDto,
   ResendVerificationDto,
   ResetPasswordDto,
   SignInDto,
+  SignInMfaDto,
   SignUpDto,
   VerifyEmailDto,
 } from './dto/requests.dto';
-import { JwksResponse, SessionResponse, SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
+import {
+  JwksResponse,
+  RecoveryCodesResponse,
+  SessionResponse,
+  SuccessResponse,
+  TokenResponse,
+  TotpSetupResponse,
+  UserResponse,
+} from './dto/responses.dto';
 import { RefreshTokenCookie } from './refresh-token-cookie';
 import { ValidBody } from './validated-body';
 
@@ -75,13 +85,15 @@ export class AuthController {
   @PublicJsonRoute({
     problems: {
       401: [AuthErrors.INVALID_CREDENTIALS],
-      403: [AuthErrors.INACTIVE_USER, AuthErrors.EMAIL_NOT_VERIFIED],
+      403: [AuthErrors.INACTIVE_USER, AuthErrors.EMAIL_NOT_VERIFIED, AuthErrors.MFA_REQUIRED],
       429: [AuthErrors.TOO_MANY_SIGNIN_FAILURES],
     },
     unexpected: AuthErrors.SIGNIN_FAILED,
     hashes: true,
   })
-  @ApiOperation({ summary: 'Exchange email and password for an access token' })
+  @ApiOperation({
+    summary: 'Exchange email and password for an access token; with TOTP on, a 403 with `mfa_token` for `/signin/mfa` instead',
+  })
   @ApiOkResponse({ type: TokenResponse })
   async signIn(
     @ValidBody() dto: SignInDto,
@@ -89,6 +101,71 @@ export class AuthController {
     @Res({ passthrough: true }) response: HttpResponse,
   ): Promise<TokenResponse> {
     return this.refreshCookie.deliver(response, await this.auth.signIn(dto, ctx));
+  }
+
+  @Post('signin/mfa')
+  @HttpCode(HttpStatus.OK)
+  @PublicJsonRoute({
+    problems: { 401: [AuthErrors.INVALID_MFA_CODE, AuthErrors.INVALID_MFA_TOKEN], 429: [AuthErrors.TOO_MANY_SIGNIN_FAILURES] },
+    unexpected: AuthErrors.SIGNIN_FAILED,
+  })
+  @ApiOperation({ summary: 'Finish a sign-in with TOTP: the `mfa_token` and a code (or a recovery code); the session is `aal2`' })
+  @ApiOkResponse({ type: TokenResponse })
+  async signInMfa(
+    @ValidBody() dto: SignInMfaDto,
+    @RequestCtx() ctx: RequestContext,
+    @Res({ passthrough: true }) response: HttpResponse,
+  ): Promise<TokenResponse> {
+    return this.refreshCookie.deliver(response, await this.auth.signInMfa(dto, ctx));
+  }
+
+  @Post('mfa/totp/setup')
+  @HttpCode(HttpStatus.OK)
+  @BearerRoute({ problems: { 400: [AuthErrors.MFA_ALREADY_ENABLED] }, unexpected: AuthErrors.MFA_FAILED })
+  @ApiOperation({ summary: 'Start TOTP: a new secret, its otpauth URL and a QR code; pending until confirmed' })
+  @ApiOkResponse({ type: TotpSetupResponse })
+  setUpTotp(@CurrentUser() user: User, @RequestCtx() ctx: RequestContext): Promise<TotpSetupResponse> {
+    return this.auth.setUpTotp(user, ctx);
+  }
+
+  @Post('mfa/totp/confirm')
+  @HttpCode(HttpStatus.OK)
+  @BearerJsonRoute({
+    problems: { 400: [AuthErrors.INVALID_MFA_CODE, AuthErrors.NO_PENDING_MFA], 429: [AuthErrors.TOO_MANY_SIGNIN_FAILURES] },
+    unexpected: AuthErrors.MFA_FAILED,
+  })
+  @ApiOperation({ summary: 'Turn TOTP on with a first code; every other session ends; this one is aal2 from its next refresh' })
+  @ApiOkResponse({ type: RecoveryCodesResponse })
+  confirmTotp(
+    @CurrentUser() user: User,
+    @CurrentSessionId() sessionId: string,
+    @ValidBody() dto: MfaCodeDto,
+    @RequestCtx() ctx: RequestContext,
+  ): Promise<RecoveryCodesResponse> {
+    return this.auth.confirmTotp(user, sessionId, dto, ctx);
+  }
+
+  @Post('mfa/totp/disable')
+  @HttpCode(HttpStatus.OK)
+  @RequireAal('aal2')
+  @BearerJsonRoute({
+    problems: { 400: [AuthErrors.INVALID_MFA_CODE], 403: [AuthErrors.ADDITIONAL_AUTH_REQUIRED], 429: [AuthErrors.TOO_MANY_SIGNIN_FAILURES] },
+    unexpected: AuthErrors.MFA_FAILED,
+  })
+  @ApiOperation({ summary: 'Turn TOTP off with a code (TOTP or recovery), from an aal2 session' })
+  @ApiOkResponse({ type: SuccessResponse })
+  disableTotp(@CurrentUser() user: User, @ValidBody() dto: MfaCodeDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
+    return this.auth.disableTotp(user, dto, ctx);
+  }
+
+  @Post('mfa/recovery-codes')
+  @HttpCode(HttpStatus.OK)
+  @RequireAal('aal2')
+  @BearerRoute({ problems: { 403: [AuthErrors.ADDITIONAL_AUTH_REQUIRED] }, unexpected: AuthErrors.MFA_FAILED })
+  @ApiOperation({ summary: 'A new set of ten recovery codes, from an aal2 session; the old set is void' })
+  @ApiOkResponse({ type: RecoveryCodesResponse })
+  newRecoveryCodes(@CurrentUser() user: User, @RequestCtx() ctx: RequestContext): Promise<RecoveryCodesResponse> {
+    return this.auth.newRecoveryCodes(user, ctx);
   }
 
   @Post('refresh')
@@ -213,8 +290,13 @@ export class AuthController {
 
   @Post('change-password')
   @HttpCode(HttpStatus.OK)
+  @RequireAal('aal2')
   @BearerJsonRoute({
-    problems: { 400: [AuthErrors.INCORRECT_CURRENT_PASSWORD], 429: [AuthErrors.TOO_MANY_SIGNIN_FAILURES] },
+    problems: {
+      400: [AuthErrors.INCORRECT_CURRENT_PASSWORD],
+      403: [AuthErrors.ADDITIONAL_AUTH_REQUIRED],
+      429: [AuthErrors.TOO_MANY_SIGNIN_FAILURES],
+    },
     unexpected: AuthErrors.CHANGE_PASSWORD_FAILED,
     hashes: true,
   })

@@ -10,6 +10,7 @@ import { UserAlreadyExistsError, UsersService } from '../users/users.service';
 import { AccessTokenService } from './access-token.service';
 import type { AuthConfig } from '../options/auth-config';
 import { AuthService } from './auth.service';
+import type { MfaService } from '../mfa/mfa.service';
 import type { RequestContext } from './decorators';
 import { ChangePasswordDto, ResetPasswordDto, SignInDto, SignUpDto, VerifyEmailDto } from './dto/requests.dto';
 import type { EmailVerificationTokensService } from '../one-time-tokens/email-verification-tokens.service';
@@ -139,6 +140,7 @@ describe(AuthService.name, () => {
       mocks.outbox as unknown as MailOutbox,
       mocks.mailWorker as unknown as OutboxWorker,
       mocks.sessions as unknown as SessionsService,
+      {} as MfaService,
       mocks.config as unknown as AuthConfig,
     );
   });
@@ -268,7 +270,7 @@ describe(AuthService.name, () => {
       expect(response.user).not.toHaveProperty('hashed_password');
       expect(JSON.stringify(response)).not.toContain(STORED_HASH);
       expect(mocks.sessions.start).toHaveBeenCalledWith(TX, 7, { userAgent: 'jest', ip: '203.0.113.9' });
-      expect(mocks.accessTokens.issue).toHaveBeenCalledWith(user, 'session-1');
+      expect(mocks.accessTokens.issue).toHaveBeenCalledWith(user, expect.objectContaining({ sessionId: 'session-1' }));
       expect(response.refresh_token).toBe('refresh-1');
       expect(mocks.signinFailures.clear).toHaveBeenCalledWith('ada@example.com');
       expect(mocks.users.replacePasswordHash).not.toHaveBeenCalled();

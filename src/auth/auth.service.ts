@@ -9,11 +9,13 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import { TooManyRequestsException } from '../common/exceptions';
+import { MfaRequiredException, TooManyRequestsException } from '../common/exceptions';
+import { MfaService } from '../mfa/mfa.service';
+import { renderSVG } from 'uqr';
 import { TransactionRunner } from '../common/transaction-runner';
 import { CappedKind, MailOutbox } from '../outbox/mail-outbox.service';
 import { OutboxWorker } from '../outbox/outbox.worker';
-import { Rotation, SessionClient, SessionsService, StartedSession } from '../sessions/sessions.service';
+import { PASSWORD_AND_OTP, Rotation, SessionClient, SessionsService, StartedSession } from '../sessions/sessions.service';
 import { User } from '../users/user.entity';
 import { normalizeEmail, UserAlreadyExistsError, UsersService } from '../users/users.service';
 import { AccessTokenService } from './access-token.service';
@@ -24,12 +26,14 @@ import {
   ChangePasswordDto,
   ForgotPasswordDto,
   ResendVerificationDto,
+  MfaCodeDto,
   ResetPasswordDto,
   SignInDto,
+  SignInMfaDto,
   SignUpDto,
   VerifyEmailDto,
 } from './dto/requests.dto';
-import { SessionResponse, SuccessResponse, TokenResponse, UserResponse } from './dto/responses.dto';
+import { RecoveryCodesResponse, SessionResponse, SuccessResponse, TokenResponse, TotpSetupResponse, UserResponse } from './dto/responses.dto';
 import { EmailVerificationTokensService } from '../one-time-tokens/email-verification-tokens.service';
 import { PasswordHasher } from '../passwords/password-hasher';
 import { PasswordPolicy } from '../passwords/password-policy';
@@ -59,6 +63,7 @@ export class AuthService implements OnApplicationShutdown {
     private readonly outbox: MailOutbox,
     private readonly mailWorker: OutboxWorker,
     private readonly sessions: SessionsService,
+    private readonly mfa: MfaService,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
@@ -99,7 +104,6 @@ export class AuthService implements OnApplicationShutdown {
       this.audit('signin_failed', user?.id ?? null, ctx);
       throw new UnauthorizedException(AuthErrors.INVALID_CREDENTIALS);
     }
-    await this.signinFailures.clear(email);
     if (!user.isActive) {
       this.audit('signin_inactive', user.id, ctx);
       throw new ForbiddenException(AuthErrors.INACTIVE_USER);
@@ -111,6 +115,14 @@ export class AuthService implements OnApplicationShutdown {
     if (check === 'match-needs-rehash') {
       await this.users.replacePasswordHash(user.id, user.hashedPassword, await this.hasher.hash(dto.password));
     }
+    if (user.mfaEnabled) {
+      // The failure count stays: clearing it on the password alone would let a password holder reset
+      // the count of wrong codes by signing in again, and guess codes without end.
+      const mfaToken = await this.transactions.run((manager) => this.mfa.issueChallenge(manager, user));
+      this.audit('signin_mfa_required', user.id, ctx);
+      throw new MfaRequiredException(AuthErrors.MFA_REQUIRED, mfaToken);
+    }
+    await this.signinFailures.clear(email);
     const session = await this.transactions.run(async (manager) => {
       // A password change or reset that committed after the check above ends every session, and this
       // one must not slip in after it: opened against the old password, it would outlive the change.
@@ -121,6 +133,99 @@ export class AuthService implements OnApplicationShutdown {
     });
     this.audit('signed_in', user.id, ctx, session.sessionId);
     return this.tokenResponse(user, session);
+  }
+
+  /**
+   * The second half of a sign-in with a second factor: the `mfa_token` of the first half and a TOTP or
+   * recovery code. A wrong code counts as a failed sign-in of the account; the token stays usable until
+   * it expires or succeeds once.
+   */
+  async signInMfa(dto: SignInMfaDto, ctx: RequestContext): Promise<TokenResponse> {
+    const challenge = await this.mfa.findChallenge(dto.mfa_token);
+    const user = challenge && (await this.users.findById(challenge.userId));
+    if (!challenge || !user) throw new UnauthorizedException(AuthErrors.INVALID_MFA_TOKEN);
+    await this.admitPasswordAttempt(user.email, ctx);
+    const outcome = await this.transactions.run(async (manager) => {
+      const factor = await this.mfa.useCode(manager, user.id, dto.code);
+      if (!factor) return { factor };
+      if (!(await this.mfa.spendChallenge(manager, challenge))) throw new UnauthorizedException(AuthErrors.INVALID_MFA_TOKEN);
+      // As for a password sign-in: a password change since the first half ends this one.
+      if ((await this.users.lockTokenVersion(manager, user.id)) !== challenge.tokenVersion) {
+        throw new UnauthorizedException(AuthErrors.INVALID_MFA_TOKEN);
+      }
+      if (factor === 'recovery-code') await this.outbox.enqueue(manager, 'recovery-code-used', user);
+      return { factor, session: await this.sessions.start(manager, user.id, clientOf(ctx), PASSWORD_AND_OTP) };
+    });
+    if (!outcome.session) {
+      this.audit('signin_mfa_failed', user.id, ctx);
+      throw new UnauthorizedException(AuthErrors.INVALID_MFA_CODE);
+    }
+    if (outcome.factor === 'recovery-code') this.mailWorker.wake();
+    await this.signinFailures.clear(user.email);
+    this.audit(outcome.factor === 'recovery-code' ? 'signed_in_recovery_code' : 'signed_in_mfa', user.id, ctx, outcome.session.sessionId);
+    return this.tokenResponse(user, outcome.session);
+  }
+
+  /** Starts TOTP: a new secret (pending until confirmed), its key URI and QR code. */
+  async setUpTotp(user: User, ctx: RequestContext): Promise<TotpSetupResponse> {
+    if (user.mfaEnabled) throw new BadRequestException(AuthErrors.MFA_ALREADY_ENABLED);
+    const pending = await this.transactions.run((manager) => this.mfa.beginSetup(manager, user));
+    this.audit('mfa_setup_started', user.id, ctx);
+    const svg = renderSVG(pending.otpauthUrl);
+    return { secret: pending.secret, otpauth_url: pending.otpauthUrl, qr_code: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}` };
+  }
+
+  /** Confirms the pending secret with a first code: TOTP is on, other sessions end, recovery codes come back. */
+  async confirmTotp(user: User, sessionId: string, dto: MfaCodeDto, ctx: RequestContext): Promise<RecoveryCodesResponse> {
+    await this.admitPasswordAttempt(user.email, ctx);
+    const codes = await this.transactions.run(async (manager) => {
+      const confirmed = await this.mfa.confirm(manager, user.id, dto.code);
+      if (Array.isArray(confirmed)) {
+        await this.sessions.elevateAndEndOthers(manager, user.id, sessionId);
+        await this.outbox.enqueue(manager, 'mfa-enabled', user);
+        this.transactions.afterCommit(manager, () => this.users.changed(user.id));
+      }
+      return confirmed;
+    });
+    if (codes === 'no-pending') throw new BadRequestException(AuthErrors.NO_PENDING_MFA);
+    if (codes === 'invalid') {
+      this.audit('mfa_confirm_failed', user.id, ctx);
+      throw new BadRequestException(AuthErrors.INVALID_MFA_CODE);
+    }
+    this.mailWorker.wake();
+    await this.signinFailures.clear(user.email);
+    this.audit('mfa_enabled', user.id, ctx, sessionId);
+    return { recovery_codes: codes };
+  }
+
+  /** Turns TOTP off, with a code (TOTP or recovery) from a session that showed the second factor. */
+  async disableTotp(user: User, dto: MfaCodeDto, ctx: RequestContext): Promise<SuccessResponse> {
+    await this.admitPasswordAttempt(user.email, ctx);
+    const disabled = await this.transactions.run(async (manager) => {
+      if (!(await this.mfa.useCode(manager, user.id, dto.code))) return false;
+      await this.mfa.disable(manager, user.id);
+      await this.outbox.enqueue(manager, 'mfa-disabled', user);
+      this.transactions.afterCommit(manager, () => this.users.changed(user.id));
+      return true;
+    });
+    if (!disabled) {
+      this.audit('mfa_disable_failed', user.id, ctx);
+      throw new BadRequestException(AuthErrors.INVALID_MFA_CODE);
+    }
+    this.mailWorker.wake();
+    await this.signinFailures.clear(user.email);
+    this.audit('mfa_disabled', user.id, ctx);
+    return { message: AuthMessages.MFA_DISABLED };
+  }
+
+  /** A new set of recovery codes; the old set is void. */
+  async newRecoveryCodes(user: User, ctx: RequestContext): Promise<RecoveryCodesResponse> {
+    // Only a session that showed the second factor gets here with it enabled (`@RequireAal`); without one
+    // there is nothing to replace, and no session can be `aal2`.
+    if (!user.mfaEnabled) throw new ForbiddenException(AuthErrors.ADDITIONAL_AUTH_REQUIRED);
+    const codes = await this.transactions.run((manager) => this.mfa.replaceRecoveryCodes(manager, user.id));
+    this.audit('recovery_codes_replaced', user.id, ctx);
+    return { recovery_codes: codes };
   }
 
   /** Exchanges a refresh token for new tokens (`SessionsService.rotate` says how). */
@@ -321,7 +426,7 @@ export class AuthService implements OnApplicationShutdown {
   }
 
   private tokenResponse(user: User, session: StartedSession): TokenResponse {
-    const { token, expiresInSeconds } = this.accessTokens.issue(user, session.sessionId);
+    const { token, expiresInSeconds } = this.accessTokens.issue(user, session);
     return {
       access_token: token,
       token_type: 'bearer',

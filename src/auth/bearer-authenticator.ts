@@ -3,7 +3,7 @@ import { User } from '../users/user.entity';
 import { AuthErrors } from '../common/auth.errors';
 import { ACCESS_TOKEN_TYPE, AccessTokenService } from './access-token.service';
 import { AccessUserCache } from './access-user-cache';
-import { AuthenticatedRequest, SESSION_ID_KEY } from './decorators';
+import { AAL_KEY, AuthenticatedRequest, SESSION_ID_KEY } from './decorators';
 
 const USER_ID = /^[1-9][0-9]{0,9}$/;
 const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -46,6 +46,8 @@ export class BearerAuthenticator {
     if (user.tokenVersion !== ver || !sessionLive) throw new UnauthorizedException(AuthErrors.INVALID_ACCESS_TOKEN);
     if (!user.isActive) throw new ForbiddenException(AuthErrors.INACTIVE_USER);
     request[SESSION_ID_KEY] = sid;
+    // Tokens from before assurance levels carry none: they were password-only.
+    request[AAL_KEY] = claims.aal === 'aal2' ? 'aal2' : 'aal1';
     request.user = user;
     return user;
   }

@@ -11,12 +11,22 @@ export const CurrentUser = createParamDecorator((_data: unknown, context: Execut
   return context.switchToHttp().getRequest<{ user?: unknown }>().user;
 });
 
-/** Where the guard leaves the id of the session the access token belongs to. */
+/** Where the guard leaves the id of the session the access token belongs to, and its assurance level. */
 export const SESSION_ID_KEY = Symbol('authSessionId');
+export const AAL_KEY = Symbol('authAal');
 
 export interface AuthenticatedRequest {
   [SESSION_ID_KEY]?: string;
+  [AAL_KEY]?: 'aal1' | 'aal2';
 }
+
+export const REQUIRED_AAL_KEY = 'auth:requiredAal';
+
+/**
+ * With `JwtAuthGuard`: a user who has a second factor must have shown it in this session (`aal2`), or
+ * the route answers 403 `Additional authentication required`. Users without one pass at `aal1`.
+ */
+export const RequireAal = (level: 'aal2'): MethodDecorator & ClassDecorator => SetMetadata(REQUIRED_AAL_KEY, level);
 
 /** The id of the session whose access token authenticated this request (routes behind `JwtAuthGuard`). */
 export const CurrentSessionId = createParamDecorator((_data: unknown, context: ExecutionContext) => {

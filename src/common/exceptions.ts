@@ -44,3 +44,13 @@ export class InternalErrorException extends HttpException {
     super(detail, HttpStatus.INTERNAL_SERVER_ERROR, { cause });
   }
 }
+
+/** 403 after a right password for an account with a second factor: `mfa_token` continues at `/signin/mfa`. */
+export class MfaRequiredException extends HttpException {
+  constructor(
+    message: string,
+    readonly mfaToken: string,
+  ) {
+    super(message, HttpStatus.FORBIDDEN);
+  }
+}

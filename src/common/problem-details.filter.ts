@@ -3,7 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { ThrottlerException } from '@nestjs/throttler';
 import { STATUS_CODES } from 'node:http';
 import { AuthErrors } from './auth.errors';
-import { FieldError, ServiceBusyException, TooManyRequestsException, ValidationFailedException } from './exceptions';
+import { FieldError, MfaRequiredException, ServiceBusyException, TooManyRequestsException, ValidationFailedException } from './exceptions';
 import { requestIdOf } from './request-id';
 
 /** RFC 9457 problem details. */
@@ -13,6 +13,8 @@ export interface ProblemDetails {
   status: number;
   detail: string;
   errors?: FieldError[];
+  /** With 403 `Multi-factor authentication required`: what `/signin/mfa` takes. */
+  mfa_token?: string;
   request_id?: string;
 }
 
@@ -110,6 +112,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       const status = exception.getStatus();
       const body = problem(status, detailOf(exception));
       if (exception instanceof ValidationFailedException) body.errors = exception.errors;
+      if (exception instanceof MfaRequiredException) body.mfa_token = exception.mfaToken;
       return body;
     }
     return problem(HttpStatus.INTERNAL_SERVER_ERROR, STATUS_CODES[500]!);

@@ -90,3 +90,23 @@ export function passwordChangedMail(appName: string, username: string, changedAt
       `and secure this mailbox.`,
   ]);
 }
+
+export type SecondFactorEvent = 'mfa-enabled' | 'mfa-disabled' | 'recovery-code-used';
+
+const SECOND_FACTOR_NOTICES: Record<SecondFactorEvent, { subject: string; happened: string }> = {
+  'mfa-enabled': { subject: 'Two-factor authentication is on', happened: 'two-factor authentication was turned on, and every other session was ended' },
+  'mfa-disabled': { subject: 'Two-factor authentication is off', happened: 'two-factor authentication was turned off' },
+  'recovery-code-used': { subject: 'A recovery code was used', happened: 'a recovery code was used to sign in (it cannot be used again)' },
+};
+
+/** The notices after a change to the second factor. Like the password notice, they carry no link. */
+export function secondFactorMail(appName: string, username: string, event: SecondFactorEvent, at: Date): MailContent {
+  const when = `${at.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  const notice = SECOND_FACTOR_NOTICES[event];
+  return render(appName, `${notice.subject} for your ${appName} account`, [
+    `Hello ${username},`,
+    `On ${when}, ${notice.happened} on your ${appName} account.`,
+    `If you did this, there is nothing else to do. If you did not, someone else can sign in as you: ` +
+      `choose a new password with "Forgot password" on the ${appName} sign-in page, and secure this mailbox.`,
+  ]);
+}

@@ -3,7 +3,15 @@ import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 import { EmailVerificationTokensService } from '../one-time-tokens/email-verification-tokens.service';
 import { PasswordResetTokensService } from '../one-time-tokens/password-reset-tokens.service';
 import { UsersService } from '../users/users.service';
-import { emailVerificationMail, MailContent, MailedLink, passwordChangedMail, passwordResetMail, welcomeMail } from './mail-templates';
+import {
+  emailVerificationMail,
+  MailContent,
+  MailedLink,
+  passwordChangedMail,
+  passwordResetMail,
+  secondFactorMail,
+  welcomeMail,
+} from './mail-templates';
 import type { MailComposer } from '../outbox/mail-composer';
 import type { OutboxMessage } from '../outbox/outbox-message.entity';
 
@@ -35,6 +43,10 @@ export class MailService implements MailComposer {
         return passwordResetMail(appName, user.username, await this.resetLink(user.id));
       case 'password-changed':
         return passwordChangedMail(appName, user.username, message.createdAt);
+      case 'mfa-enabled':
+      case 'mfa-disabled':
+      case 'recovery-code-used':
+        return secondFactorMail(appName, user.username, message.kind, message.createdAt);
       default:
         throw new Error(`unknown message kind ${String(message.kind)}`);
     }

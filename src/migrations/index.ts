@@ -2,6 +2,7 @@ import { CreateAuthTables1764080000000 } from './1764080000000-create-auth-table
 import { MailOutboxAndEmailVerification1764090000000 } from './1764090000000-mail-outbox-and-email-verification';
 import { SessionsAndRefreshTokens1764100000000 } from './1764100000000-sessions-and-refresh-tokens';
 import { SigningKeys1764110000000 } from './1764110000000-signing-keys';
+import { SecondFactor1764120000000 } from './1764120000000-second-factor';
 
 /** The module's migrations, in order. A host app adds them to its DataSource's `migrations`. */
 export const AUTH_MIGRATIONS = [
@@ -9,4 +10,5 @@ export const AUTH_MIGRATIONS = [
   MailOutboxAndEmailVerification1764090000000,
   SessionsAndRefreshTokens1764100000000,
   SigningKeys1764110000000,
+  SecondFactor1764120000000,
 ];

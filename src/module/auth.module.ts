@@ -30,6 +30,8 @@ import { JwtAuthGuard } from '../auth/jwt-auth.guard';
 import { BearerAuthenticator } from '../auth/bearer-authenticator';
 import { SigningKey } from '../signing-keys/signing-key.entity';
 import { SigningKeys } from '../signing-keys/signing-keys.service';
+import { MfaChallenge, RecoveryCode, TotpFactor } from '../mfa/mfa.entities';
+import { MfaService } from '../mfa/mfa.service';
 import { PasswordHasher } from '../passwords/password-hasher';
 import { PasswordPolicy } from '../passwords/password-policy';
 import { PasswordResetToken } from '../one-time-tokens/password-reset-token.entity';
@@ -39,7 +41,18 @@ import { RefreshTokenCookie } from '../auth/refresh-token-cookie';
 import { MailRequestLimiter, SigninFailureLimiter } from '../rate-limits/signin-failures';
 
 /** Every entity the module needs the host's DataSource to know (and its migrations to create). */
-export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, OutboxMessage, Session, RefreshToken, SigningKey];
+export const AUTH_ENTITIES = [
+  User,
+  PasswordResetToken,
+  EmailVerificationToken,
+  OutboxMessage,
+  Session,
+  RefreshToken,
+  SigningKey,
+  TotpFactor,
+  RecoveryCode,
+  MfaChallenge,
+];
 
 /**
  * Sign-up, sign-in, password recovery and change under `/api/v1/auth`, plus `JwtAuthGuard` and
@@ -81,6 +94,7 @@ export const AUTH_ENTITIES = [User, PasswordResetToken, EmailVerificationToken, 
     MailRequestLimiter,
     SigningKeys,
     BearerAuthenticator,
+    MfaService,
     JwtAuthGuard,
     RefreshTokenCookie,
     AuthRoutes,

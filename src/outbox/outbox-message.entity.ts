@@ -6,7 +6,14 @@ import { User } from '../users/user.entity';
  * What a message is for. The content is rendered only when it is sent: a token is minted then, so no
  * usable link ever rests in the database, and a link mailed after an SMTP outage is still fresh.
  */
-export type OutboxMessageKind = 'welcome' | 'email-verification' | 'password-reset' | 'password-changed';
+export type OutboxMessageKind =
+  | 'welcome'
+  | 'email-verification'
+  | 'password-reset'
+  | 'password-changed'
+  | 'mfa-enabled'
+  | 'mfa-disabled'
+  | 'recovery-code-used';
 
 /** `pending` until sent; `dead` after the last failed attempt, kept for inspection. */
 export type OutboxMessageStatus = 'pending' | 'sent' | 'dead';

@@ -34,6 +34,14 @@ export class Session {
   @Column({ name: 'expires_at', type: Date })
   expiresAt: Date;
 
+  /** Authenticator assurance level (NIST SP 800-63B): `aal2` once a second factor was shown. Refresh keeps it. */
+  @Column({ type: 'varchar', length: 8, default: 'aal1' })
+  aal: 'aal1' | 'aal2';
+
+  /** Authentication methods (RFC 8176), space-separated: `pwd`, or `pwd otp`. */
+  @Column({ type: 'varchar', length: 32, default: 'pwd' })
+  amr: string;
+
   /** Set by sign-out, a password change or reset, or a refresh token presented again too late. */
   @Column({ name: 'revoked_at', type: Date, nullable: true })
   revokedAt: Date | null;

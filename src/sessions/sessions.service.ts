@@ -17,7 +17,16 @@ export interface SessionClient {
   ip: string | null;
 }
 
-export interface StartedSession {
+/** How a session was signed in (NIST SP 800-63B assurance level, RFC 8176 methods); refresh keeps it. */
+export interface SessionLevel {
+  aal: 'aal1' | 'aal2';
+  amr: string[];
+}
+
+export const PASSWORD_ONLY: SessionLevel = { aal: 'aal1', amr: ['pwd'] };
+export const PASSWORD_AND_OTP: SessionLevel = { aal: 'aal2', amr: ['pwd', 'otp'] };
+
+export interface StartedSession extends SessionLevel {
   sessionId: string;
   refreshToken: string;
 }
@@ -25,7 +34,7 @@ export interface StartedSession {
 /** What presenting a refresh token led to. */
 export type Rotation =
   /** A new refresh token for the session (`repeated`: the same one an earlier, racing request got). */
-  | { outcome: 'rotated'; sessionId: string; userId: number; refreshToken: string; repeated: boolean }
+  | ({ outcome: 'rotated'; sessionId: string; userId: number; refreshToken: string; repeated: boolean } & SessionLevel)
   /** A token spent longer ago than the grace window: the session has just been revoked. */
   | { outcome: 'reused'; sessionId: string; userId: number }
   /** Unknown, expired, or of a revoked session. */
@@ -88,7 +97,7 @@ export class SessionsService {
    * Opens a session for the user in the caller's transaction and returns its first refresh token. When
    * the user already has `MAX_SESSIONS_PER_USER` live sessions, the least recently used end.
    */
-  async start(manager: EntityManager, userId: number, client: SessionClient): Promise<StartedSession> {
+  async start(manager: EntityManager, userId: number, client: SessionClient, level: SessionLevel = PASSWORD_ONLY): Promise<StartedSession> {
     const now = this.config.clock();
     const sessions = manager.getRepository(Session);
     const oldest = await sessions.find({
@@ -106,11 +115,13 @@ export class SessionsService {
       lastUsedAt: now,
       expiresAt: this.expiryFrom(now),
       revokedAt: null,
+      aal: level.aal,
+      amr: level.amr.join(' '),
       ...clientColumns(client),
     });
     const refreshToken = newOpaqueToken();
     await manager.getRepository(RefreshToken).insert({ tokenHash: sha256Hex(refreshToken), sessionId, createdAt: now, spentAt: null });
-    return { sessionId, refreshToken };
+    return { sessionId, refreshToken, ...level };
   }
 
   /**
@@ -129,7 +140,7 @@ export class SessionsService {
     if (!token || !session || session.revokedAt !== null || session.expiresAt <= now || this.expiryFrom(token.createdAt) <= now) {
       return { outcome: 'invalid' };
     }
-    const rotated = { outcome: 'rotated', sessionId: session.id, userId: session.userId } as const;
+    const rotated = { outcome: 'rotated', sessionId: session.id, userId: session.userId, aal: session.aal, amr: session.amr.split(' ') } as const;
     const successor = this.successorOf(presented);
     let spentAt = token.spentAt;
     if (spentAt === null) {
@@ -156,6 +167,15 @@ export class SessionsService {
   /** Ends every session of the user, in the caller's transaction (password change and reset). */
   async revokeAll(manager: EntityManager, userId: number): Promise<void> {
     await this.revokeWhere(manager, userId, {});
+  }
+
+  /**
+   * After a second factor is enabled: this session counts as `aal2` from its next refresh, and every
+   * other session of the user ends (they were opened without it).
+   */
+  async elevateAndEndOthers(manager: EntityManager, userId: number, sessionId: string): Promise<void> {
+    await manager.getRepository(Session).update({ id: sessionId, userId }, { aal: PASSWORD_AND_OTP.aal, amr: PASSWORD_AND_OTP.amr.join(' ') });
+    await this.revokeWhere(manager, userId, { id: Not(sessionId) });
   }
 
   /** The user's live sessions, most recently used first. */

@@ -5,8 +5,19 @@ import { EntityManager, In, IsNull, Repository } from 'typeorm';
 import { TransactionRunner } from '../common/transaction-runner';
 import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 import type { JwtAlgorithm } from './compact-jws';
-import { KeyEncryption } from './key-encryption';
+import { SecretBox, SecretBoxError } from '../common/secret-box';
 import { SigningKey } from './signing-key.entity';
+
+/** Thrown when the configured secret does not open a stored private key: start-up must stop there. */
+export class SigningKeyDecryptionError extends Error {
+  constructor(readonly kid: string) {
+    super(
+      `AuthModule: jwtSecret (JWT_SECRET) does not decrypt the stored signing key ${kid}: start with the secret ` +
+        'the keys were created under, or revoke them (keys:revoke) so new ones are made',
+    );
+    this.name = 'SigningKeyDecryptionError';
+  }
+}
 
 /** A public key as the JWKS lists it (RFC 7517). */
 export interface PublicJwk {
@@ -65,7 +76,7 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(SigningKeys.name);
   private readonly algorithm: JwtAlgorithm;
   private readonly hmac: SigningKeyInUse | null;
-  private readonly encryption: KeyEncryption | null;
+  private readonly encryption: SecretBox | null;
   private keys = new Map<string, LoadedKey>();
   private lastLoad = 0;
   private loading: Promise<void> | null = null;
@@ -83,7 +94,7 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
       this.encryption = null;
     } else {
       this.hmac = null;
-      this.encryption = new KeyEncryption(config.jwtKey);
+      this.encryption = new SecretBox(config.jwtKey, 'signing key private halves');
     }
   }
 
@@ -233,7 +244,12 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
   }
 
   private loaded(row: SigningKey): LoadedKey {
-    const der = this.encryption!.decrypt(row.kid, row.privateKey);
+    let der: Buffer;
+    try {
+      der = this.encryption!.decrypt(row.kid, row.privateKey);
+    } catch (error) {
+      throw error instanceof SecretBoxError ? new SigningKeyDecryptionError(row.kid) : error;
+    }
     const privateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
     const material = JSON.parse(row.publicJwk) as Omit<PublicJwk, 'kid' | 'alg' | 'use'>;
     return {

@@ -40,6 +40,10 @@ export class User {
    * Written into every access token and bumped by a password change or reset: tokens carrying an older
    * value stop working at once, without relying on `iat`, which only has one-second granularity.
    */
+  /** A confirmed TOTP factor: sign-in then needs a code, and sensitive routes an `aal2` token. */
+  @Column({ name: 'mfa_enabled', type: 'boolean', default: false })
+  mfaEnabled: boolean;
+
   @Column({ name: 'token_version', type: 'integer', default: 0 })
   tokenVersion: number;
 

@@ -139,6 +139,11 @@ export class UsersService {
     this.transactions.afterCommit(manager, () => this.changes.notify(id));
   }
 
+  /** Tells the holders of copies of users (the access-check cache) that this one changed. */
+  changed(id: number): void {
+    this.changes.notify(id);
+  }
+
   /** Activates or deactivates the account; a deactivated user gets 403 on sign-in and every guarded route. */
   async setActive(id: number, isActive: boolean): Promise<void> {
     await this.transactions.run((manager) => manager.getRepository(User).update({ id }, { isActive }));

@@ -129,3 +129,25 @@ export class RefreshTokenDto {
   @Length(1, 512)
   refresh_token?: string | null;
 }
+
+/** A six-digit TOTP code, or (where the route says so) a recovery code like `abcd-efgh-jkmn`. */
+const CodeField = (): PropertyDecorator => (target, key) => {
+  ApiProperty({ description: 'A 6-digit code from the authenticator app, or an unused recovery code', example: '123456', minLength: 6, maxLength: 32 })(target, key);
+  IsString()(target, key);
+  Length(6, 32)(target, key);
+};
+
+export class MfaCodeDto {
+  @CodeField()
+  code: string;
+}
+
+export class SignInMfaDto {
+  @ApiProperty({ description: 'From the 403 `Multi-factor authentication required` of `POST /signin`', minLength: 1, maxLength: 512 })
+  @IsString()
+  @Length(1, 512)
+  mfa_token: string;
+
+  @CodeField()
+  code: string;
+}

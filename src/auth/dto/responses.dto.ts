@@ -21,6 +21,9 @@ export class UserResponse {
   @ApiProperty({ example: false, description: 'Whether the owner has confirmed the email address' })
   is_verified: boolean;
 
+  @ApiProperty({ example: false, description: 'Whether sign-in asks for a TOTP code after the password' })
+  mfa_enabled: boolean;
+
   @ApiProperty({ example: '2026-11-25T14:51:26.000Z', format: 'date-time' })
   created_at: string;
 
@@ -33,6 +36,7 @@ export class UserResponse {
       full_name: user.fullName,
       is_active: user.isActive,
       is_verified: user.isVerified,
+      mfa_enabled: user.mfaEnabled,
       created_at: user.createdAt.toISOString(),
     };
   }
@@ -131,6 +135,12 @@ export class ProblemResponse {
     description: 'Present on 5xx: quote it when reporting the problem',
   })
   request_id?: string;
+
+  @ApiProperty({
+    required: false,
+    description: 'Present on 403 `Multi-factor authentication required`: send it with a code to `POST /signin/mfa` within 5 minutes',
+  })
+  mfa_token?: string;
 }
 
 export class PublicJwkResponse {
@@ -160,4 +170,20 @@ export class PublicJwkResponse {
 export class JwksResponse {
   @ApiProperty({ type: [PublicJwkResponse] })
   keys: PublicJwkResponse[];
+}
+
+export class TotpSetupResponse {
+  @ApiProperty({ description: 'The TOTP secret (base32), for typing into an authenticator app', example: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP' })
+  secret: string;
+
+  @ApiProperty({ description: 'The otpauth:// key URI the QR code holds', example: 'otpauth://totp/Auth%20Service:ada%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=Auth+Service&algorithm=SHA1&digits=6&period=30' })
+  otpauth_url: string;
+
+  @ApiProperty({ description: 'The key URI as a QR code, an SVG data URL an `<img src>` can show as is', example: 'data:image/svg+xml;base64,PHN2Zy...' })
+  qr_code: string;
+}
+
+export class RecoveryCodesResponse {
+  @ApiProperty({ type: [String], minItems: 10, maxItems: 10, description: 'Ten single-use codes, shown once: each signs in once in place of a TOTP code', example: ['abcd-efgh-jkmn'] })
+  recovery_codes: string[];
 }
