@@ -44,6 +44,28 @@ describe.each(matrix(DATABASES))('hardening (issue 12) on %s with %s', (database
     await t.http().post(`${AUTH}/signin`).send({ email: account.email, password: 'a brand new passphrase 9' }).expect(200);
   });
 
+  it('refuses form, text and multipart bodies on the auth routes with 415, so a cross-site form cannot sign a browser in (finding 6)', async () => {
+    const account = newAccount();
+    const form = new URLSearchParams({ ...account }).toString();
+    const asJsonText = JSON.stringify(account);
+    for (const [contentType, body] of [
+      ['application/x-www-form-urlencoded', form],
+      ['text/plain', asJsonText],
+      ['multipart/form-data; boundary=x', `--x\r\nContent-Disposition: form-data; name="email"\r\n\r\n${account.email}\r\n--x--\r\n`],
+    ]) {
+      for (const route of ['signup', 'signin']) {
+        const res = await t.http().post(`${AUTH}/${route}`).set('Content-Type', contentType).send(body);
+        expectProblem(res, 415, 'Unsupported content type: send application/json');
+      }
+    }
+    // Nothing was created by the form posts; JSON (with a charset too) still works.
+    expectProblem(await t.http().post(`${AUTH}/signin`).send({ email: account.email, password: account.password }), 401);
+    await t.http().post(`${AUTH}/signup`).set('Content-Type', 'application/json; charset=utf-8').send(asJsonText).expect(201);
+    const signin = await t.http().post(`${AUTH}/signin`).set('Content-Type', 'Application/JSON').send(asJsonText).expect(200);
+    // A route without a body needs no content type.
+    await t.http().post(`${AUTH}/signout`).auth(signin.body.access_token, { type: 'bearer' }).expect(200);
+  });
+
   it('leaves no working session from sign-ins that raced a password change (finding 1)', async () => {
     const account = newAccount();
     const { token } = await signUp(t.http, account);
