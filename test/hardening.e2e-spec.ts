@@ -66,6 +66,19 @@ describe.each(matrix(DATABASES))('hardening (issue 12) on %s with %s', (database
     await t.http().post(`${AUTH}/signout`).auth(signin.body.access_token, { type: 'bearer' }).expect(200);
   });
 
+  it('answers a deeply nested body with 422 before transforming it (finding 7)', async () => {
+    const levels = 2700; // about 16 KB either way
+    const nestedObjects = `{"email":${'{"a":'.repeat(levels)}1${'}'.repeat(levels)},"password":"x"}`;
+    const nestedArrays = `{"email":${'['.repeat(levels)}${']'.repeat(levels)},"password":"x"}`;
+    for (const body of [nestedObjects, nestedArrays]) {
+      const res = await t.http().post(`${AUTH}/signin`).set('Content-Type', 'application/json').send(body);
+      expectProblem(res, 422, 'Request validation failed');
+      expect(res.body.errors).toEqual([{ field: 'body', message: 'body must not nest objects or arrays more than 5 levels deep' }]);
+    }
+    // Ordinary nesting in an unknown field is still only dropped.
+    await t.http().post(`${AUTH}/signin`).send({ email: 'nobody@example.com', password: 'whatever123', extra: { a: [{ b: 1 }] } }).expect(401);
+  });
+
   it('leaves no working session from sign-ins that raced a password change (finding 1)', async () => {
     const account = newAccount();
     const { token } = await signUp(t.http, account);
