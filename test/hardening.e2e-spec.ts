@@ -79,6 +79,16 @@ describe.each(matrix(DATABASES))('hardening (issue 12) on %s with %s', (database
     await t.http().post(`${AUTH}/signin`).send({ email: 'nobody@example.com', password: 'whatever123', extra: { a: [{ b: 1 }] } }).expect(401);
   });
 
+  it('answers 422 to an email that outgrows 254 characters once lower-cased (finding 9)', async () => {
+    // 190 characters as typed; each İ lower-cases to i and a combining dot, 310 in all.
+    const email = `${'a'.repeat(64)}@${'İ'.repeat(60)}.${'İ'.repeat(60)}.com`;
+    for (const route of ['signup', 'signin', 'forgot-password', 'resend-verification']) {
+      const res = await t.http().post(`${AUTH}/${route}`).send({ ...newAccount(), email });
+      expectProblem(res, 422, 'Request validation failed');
+      expect(res.body.errors).toEqual([{ field: 'email', message: 'email must be at most 254 characters once normalised' }]);
+    }
+  });
+
   it('leaves no working session from sign-ins that raced a password change (finding 1)', async () => {
     const account = newAccount();
     const { token } = await signUp(t.http, account);

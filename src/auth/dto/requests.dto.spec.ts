@@ -40,6 +40,16 @@ describe(SignUpDto.name, () => {
     },
   );
 
+  it('measures the email as it will be stored, lower-cased and in code points', async () => {
+    const growsWhenLowerCased = `${'a'.repeat(64)}@${'İ'.repeat(60)}.${'İ'.repeat(60)}.com`;
+    const fitsOnceLowerCased = `${'a'.repeat(64)}@${'İ'.repeat(40)}.${'İ'.repeat(40)}.com`;
+
+    expect((await check(SignUpDto, signUpBody({ email: growsWhenLowerCased }))).errors[0].constraints).toEqual({
+      fitsNormalizedEmail: 'email must be at most 254 characters once normalised',
+    });
+    expect((await check(SignUpDto, signUpBody({ email: fitsOnceLowerCased }))).errors).toEqual([]);
+  });
+
   it.each(['ada', 'Ada.Lovelace', 'ada_l-1', 'Ελένη', 'ＡＤＡ', 'a'.repeat(50), '123'])('accepts the username %p', async (username) => {
     const { errors } = await check(SignUpDto, signUpBody({ username }));
 

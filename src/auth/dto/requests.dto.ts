@@ -2,7 +2,7 @@ import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '../../common/openapi';
 import { Transform } from 'class-transformer';
 import { IsEmail, IsOptional, IsString, Length, Matches, MaxLength, ValidateBy } from 'class-validator';
-import { canonicalUsername } from '../../users/users.service';
+import { canonicalUsername, normalizeEmail } from '../../users/users.service';
 import { characterCount, IsCurrentPassword, IsNewPassword } from '../../passwords/password.validator';
 
 const EMAIL_MAX_LENGTH = 254;
@@ -29,6 +29,20 @@ function FitsCanonicalUsername(): PropertyDecorator {
   });
 }
 
+/**
+ * The stored form is what must fit the column: lower-casing can lengthen an address (`İ` becomes `i` and
+ * a combining dot), and one that passed the check as typed overflowed it (a 500 on PostgreSQL).
+ */
+function FitsNormalizedEmail(): PropertyDecorator {
+  return ValidateBy({
+    name: 'fitsNormalizedEmail',
+    validator: {
+      validate: (value) => typeof value !== 'string' || characterCount(normalizeEmail(value)) <= EMAIL_MAX_LENGTH,
+      defaultMessage: () => `email must be at most ${EMAIL_MAX_LENGTH} characters once normalised`,
+    },
+  });
+}
+
 /** Surrounding spaces are dropped before the check; case is folded later, by `normalizeEmail`. */
 function EmailField(): PropertyDecorator {
   return applyDecorators(
@@ -37,6 +51,7 @@ function EmailField(): PropertyDecorator {
     IsString(),
     MaxLength(EMAIL_MAX_LENGTH),
     IsEmail({}, { message: 'email must be a valid email address' }),
+    FitsNormalizedEmail(),
   );
 }
 
