@@ -1,10 +1,12 @@
 import { CreateAuthTables1764080000000 } from './1764080000000-create-auth-tables';
 import { MailOutboxAndEmailVerification1764090000000 } from './1764090000000-mail-outbox-and-email-verification';
 import { SessionsAndRefreshTokens1764100000000 } from './1764100000000-sessions-and-refresh-tokens';
+import { CanonicalEmails1764110000000 } from './1764110000000-canonical-emails';
 
 /** The module's migrations, in order. A host app adds them to its DataSource's `migrations`. */
 export const AUTH_MIGRATIONS = [
   CreateAuthTables1764080000000,
   MailOutboxAndEmailVerification1764090000000,
   SessionsAndRefreshTokens1764100000000,
+  CanonicalEmails1764110000000,
 ];
