@@ -120,6 +120,17 @@ describe.each(matrix(DATABASES))('hardening (issue 12) on %s with %s', (database
     expect(me.body.email).toBe(`${local}@bücher.example`);
   });
 
+  it('answers over-long and undecodable path parameters with problem details, as any unknown session id (finding 12)', async () => {
+    const { token } = await signUp(t.http);
+    for (const id of ['a'.repeat(101), 'a'.repeat(8000)]) {
+      expectProblem(await t.http().delete(`${AUTH}/sessions/${id}`).auth(token, { type: 'bearer' }), 404, 'Session not found');
+      expectProblem(await t.http().delete(`${AUTH}/sessions/${id}`), 401);
+    }
+    const undecodable = await t.http().delete(`${AUTH}/sessions/%zz`).auth(token, { type: 'bearer' });
+    expectProblem(undecodable, 400);
+    expect(undecodable.headers['x-content-type-options']).toBe('nosniff');
+  });
+
   it('leaves no working session from sign-ins that raced a password change (finding 1)', async () => {
     const account = newAccount();
     const { token } = await signUp(t.http, account);
