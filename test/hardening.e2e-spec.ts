@@ -1,5 +1,6 @@
 import { DATABASES } from './support/databases';
-import { expectProblem, newAccount, signUp } from './support/fixtures';
+import { MailOutbox } from '../src/outbox/mail-outbox.service';
+import { expectProblem, newAccount, signUp, waitUntil } from './support/fixtures';
 import { tokenFromMail } from './support/smtp';
 import { matrix, useTestApp } from './support/test-app';
 
@@ -129,6 +130,31 @@ describe.each(matrix(DATABASES))('hardening (issue 12) on %s with %s', (database
     const undecodable = await t.http().delete(`${AUTH}/sessions/%zz`).auth(token, { type: 'bearer' });
     expectProblem(undecodable, 400);
     expect(undecodable.headers['x-content-type-options']).toBe('nosniff');
+  });
+
+  it('answers resend-verification before it writes the mail, so a known unverified email answers as fast as an unknown one (finding 11)', async () => {
+    const { account } = await signUp(t.http);
+    await smtp.waitFor(account.email, (m) => /verif/i.test(m.text));
+    // The mail's transaction (row lock, cap count, insert) is held back until the answer has arrived.
+    const outbox = t.app.get(MailOutbox);
+    const enqueue = outbox.enqueueWithinCap.bind(outbox);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const spy = jest.spyOn(outbox, 'enqueueWithinCap').mockImplementation(async (...args) => (await gate, enqueue(...args)));
+    try {
+      const request = t.http().post(`${AUTH}/resend-verification`).send({ email: account.email }).then((res) => res);
+      const answered = await Promise.race([request, new Promise<'waiting'>((resolve) => setTimeout(() => resolve('waiting'), 3000))]);
+      open();
+      expect(answered).not.toBe('waiting');
+      expect((await request).status).toBe(200);
+      await t.drainMail();
+      expect(spy).toHaveBeenCalledTimes(1);
+    } finally {
+      open();
+      spy.mockRestore();
+    }
+    // The welcome, then the new link.
+    await waitUntil('the new verification link arrives', () => smtp.to(account.email).length === 2);
   });
 
   it('leaves no working session from sign-ins that raced a password change (finding 1)', async () => {

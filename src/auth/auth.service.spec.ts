@@ -491,6 +491,7 @@ describe(AuthService.name, () => {
       mocks.users.findByEmail.mockResolvedValue(user);
 
       await expect(sut.resendVerification({ email: 'ada@example.com' }, ctx)).resolves.toEqual(message);
+      await sut.settled(); // the mail is queued after the answer
       expect(mocks.users.lockForUpdate).toHaveBeenCalledWith(TX, 7);
       expect(mocks.outbox.enqueueWithinCap).toHaveBeenCalledWith(TX, 'email-verification', user, 4);
       expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);
@@ -503,6 +504,7 @@ describe(AuthService.name, () => {
       mocks.users.findByEmail.mockResolvedValue(user);
 
       await expect(sut.resendVerification({ email: 'ada@example.com' }, ctx)).resolves.toEqual(message);
+      await sut.settled();
       expect(mocks.outbox.enqueueWithinCap).not.toHaveBeenCalled();
       expect(mocks.mailWorker.wake).not.toHaveBeenCalled();
     });
@@ -512,6 +514,7 @@ describe(AuthService.name, () => {
       mocks.outbox.enqueueWithinCap.mockResolvedValue(false);
 
       await expect(sut.resendVerification({ email: 'ada@example.com' }, ctx)).resolves.toEqual(message);
+      await sut.settled();
       expect(mocks.mailWorker.wake).not.toHaveBeenCalled();
       expect(logLines.join('\n')).toContain('event=verification_mail_capped user_id=7');
     });

@@ -277,7 +277,10 @@ export class AuthService implements OnApplicationShutdown {
     return { message: AuthMessages.EMAIL_VERIFIED };
   }
 
-  /** Blind like forgot-password: the same answer for unknown, verified and capped addresses. */
+  /**
+   * Blind like forgot-password: the same answer for unknown, verified and capped addresses, and the mail
+   * of a known unverified one is queued after the answer, for the same reason as there.
+   */
   async resendVerification(dto: ResendVerificationDto, ctx: RequestContext): Promise<SuccessResponse> {
     await this.limitMailRequests('resend-verification', dto.email, ctx);
     const user = await this.users.findByEmail(dto.email);
@@ -285,10 +288,11 @@ export class AuthService implements OnApplicationShutdown {
       this.audit('verification_requested_unknown_email', null, ctx);
     } else if (user.isVerified) {
       this.audit('verification_requested_already_verified', user.id, ctx);
-    } else if (await this.mailWithinCap('email-verification', user, this.config.rateLimit.verificationMailsPerHour)) {
-      this.audit('verification_requested', user.id, ctx);
     } else {
-      this.audit('verification_mail_capped', user.id, ctx);
+      this.afterResponse('verification_request', ctx, async () => {
+        const queued = await this.mailWithinCap('email-verification', user, this.config.rateLimit.verificationMailsPerHour);
+        this.audit(queued ? 'verification_requested' : 'verification_mail_capped', user.id, ctx);
+      });
     }
     return { message: AuthMessages.VERIFICATION_EMAIL_SENT };
   }
