@@ -174,3 +174,72 @@ describe.each(matrix(DATABASES))('hardening (issue 12) on %s with %s', (database
     for (const signin of signins) expect([200, 401]).toContain(signin.status);
   });
 });
+
+/**
+ * Finding 5: behind a trusted proxy, an attacker with many addresses must not be able to keep the owner
+ * out. The proxy is supertest's loopback connection; X-Forwarded-For names the client.
+ */
+describe.each(matrix(DATABASES))('hardening (issue 12): the owner keeps a way in on %s with %s', (databaseKind, adapter) => {
+  const { t, smtp } = useTestApp(databaseKind, {
+    adapter,
+    env: { TRUST_PROXY: 'loopback', SIGNIN_MAX_FAILURES: String(MAX_FAILURES), MAIL_REQUESTS_PER_ACCOUNT_PER_HOUR: '10', PASSWORD_RESET_MAILS_PER_HOUR: '3' },
+  });
+  let next = 0;
+  const attacker = () => `198.51.${Math.floor(++next / 250)}.${next % 250}`;
+  const OWNER_HOME = '203.0.113.10';
+  const from = (address: string) => ({
+    signin: (email: string, password: string) => t.http().post(`${AUTH}/signin`).set('X-Forwarded-For', address).send({ email, password }),
+    forgot: (email: string) => t.http().post(`${AUTH}/forgot-password`).set('X-Forwarded-For', address).send({ email }),
+    reset: (token: string, new_password: string) =>
+      t.http().post(`${AUTH}/reset-password`).set('X-Forwarded-For', address).send({ token, new_password }),
+  });
+  const resetMails = (email: string) => smtp.to(email).filter((m) => /reset/i.test(m.subject));
+
+  it('lets the owner sign in from an address it signed in from before while rotating addresses lock the account (finding 5)', async () => {
+    const { account } = await signUp(t.http);
+    await from(OWNER_HOME).signin(account.email, account.password).expect(200);
+
+    for (let i = 0; i < MAX_FAILURES + 5; i++) await from(attacker()).signin(account.email, `guess ${i}`);
+    expectProblem(await from(attacker()).signin(account.email, account.password), 429, 'Too many failed sign-in attempts for this account, try again later');
+    expectProblem(await from('192.0.2.200').signin(account.email, account.password), 429); // an address the account never used
+
+    await from(OWNER_HOME).signin(account.email, account.password).expect(200);
+    // Someone behind the owner's address gets a smaller budget of its own, not the account's.
+    for (let i = 0; i < MAX_FAILURES; i++) await from(attacker()).signin(account.email, `guess again ${i}`);
+    const budget = Math.floor(MAX_FAILURES / 2);
+    for (let i = 0; i < budget; i++) expectProblem(await from(OWNER_HOME).signin(account.email, `typo ${i}`), 401);
+    expectProblem(await from(OWNER_HOME).signin(account.email, account.password), 429);
+  });
+
+  it('lets the owner reset from a new address while rotating addresses flood forgot-password, and signs in from there afterwards (finding 5)', async () => {
+    const { account } = await signUp(t.http);
+    for (let i = 0; i < 15; i++) await from(attacker()).forgot(account.email);
+    for (let i = 0; i < MAX_FAILURES + 5; i++) await from(attacker()).signin(account.email, `guess ${i}`);
+    await t.drainMail();
+    // The mailbox is protected: strangers got it three reset mails, no more.
+    expect(resetMails(account.email)).toHaveLength(3);
+
+    const travelling = from('192.0.2.50');
+    await travelling.forgot(account.email).expect(200);
+    await t.drainMail();
+    // The last link the owner received still works: the stranger's requests past the cap void nothing.
+    const newPassword = 'a new passphrase for travel 5';
+    await travelling.reset(tokenFromMail(resetMails(account.email).at(-1)!), newPassword).expect(200);
+    for (let i = 0; i < MAX_FAILURES + 5; i++) await from(attacker()).signin(account.email, `guess after ${i}`);
+    await travelling.signin(account.email, newPassword).expect(200);
+  });
+
+  it('still mails a reset link to the owner asking from a known address after strangers used up the hourly mails (finding 5)', async () => {
+    const { account } = await signUp(t.http);
+    await from(OWNER_HOME).signin(account.email, account.password).expect(200);
+    for (let i = 0; i < 15; i++) await from(attacker()).forgot(account.email);
+    await t.drainMail();
+    expect(resetMails(account.email)).toHaveLength(3);
+
+    await from(OWNER_HOME).forgot(account.email).expect(200);
+    await t.drainMail();
+    const mails = resetMails(account.email);
+    expect(mails).toHaveLength(4);
+    await from(OWNER_HOME).reset(tokenFromMail(mails.at(-1)!), 'the owner chose this one 5').expect(200);
+  });
+});
