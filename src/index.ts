@@ -3,7 +3,7 @@ export { AuthModule, AUTH_ENTITIES } from './module/auth.module';
 export { AUTH_MODULE_OPTIONS } from './module/auth.module-definition';
 export type { AuthModuleExtras } from './module/auth.module-definition';
 export { setAuthTablePrefix } from './options/table-prefix';
-export { BODY_LIMIT_BYTES } from './auth/route-boundary';
+export { BODY_LIMIT_BYTES, fastifyFrameworkErrors } from './auth/route-boundary';
 export type {
   AuthModuleOptions,
   MailOptions,

@@ -189,6 +189,12 @@ describe.each(matrix(DATABASES))('a host with its own conventions (global prefix
     expectProblem(res, 400, 'Malformed request body: it is not valid JSON');
   });
 
+  it("refuses a form-encoded sign-up with its own 415, though the host's parsers take forms", async () => {
+    const form = new URLSearchParams({ ...newAccount() }).toString();
+    const res = await http().post('/api/v1/auth/signup').set('Content-Type', 'application/x-www-form-urlencoded').send(form);
+    expectProblem(res, 415, 'Unsupported content type: send application/json');
+  });
+
   it('answers a body over 16 KiB with its own 413, whatever the host parser allows', async () => {
     const res = await http().post('/api/v1/auth/signin').send({ email: 'a@example.com', password: 'p'.repeat(20 * 1024) });
     expectProblem(res, 413, 'Request body is too large');

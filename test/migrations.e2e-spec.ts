@@ -48,6 +48,7 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
     expect(shown).toMatch(/\[ \] SessionsAndRefreshTokens1764100000000/);
     expect(shown).toMatch(/\[ \] SigningKeys1764110000000/);
     expect(shown).toMatch(/\[ \] SecondFactor1764120000000/);
+    expect(shown).toMatch(/\[ \] CanonicalEmails1764130000000/);
 
     typeorm('migration:run', database.url);
     const applied = typeorm('migration:show', database.url);
@@ -56,6 +57,7 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
     expect(applied).toMatch(/\[X\] .*SessionsAndRefreshTokens1764100000000/);
     expect(applied).toMatch(/\[X\] .*SigningKeys1764110000000/);
     expect(applied).toMatch(/\[X\] .*SecondFactor1764120000000/);
+    expect(applied).toMatch(/\[X\] .*CanonicalEmails1764130000000/);
     expect(await tables()).toEqual(
       expect.arrayContaining([
         'migrations',
@@ -72,6 +74,9 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
       ]),
     );
     expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at', 'mfa_enabled']));
+
+    typeorm('migration:revert', database.url); // CanonicalEmails: nothing to undo
+    expect(await tables()).toContain('totp_factors');
 
     typeorm('migration:revert', database.url);
     const withoutSecondFactor = await tables();
@@ -104,5 +109,31 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
     const afterSecondRevert = await tables();
     expect(afterSecondRevert).not.toContain('users');
     expect(afterSecondRevert).not.toContain('password_reset_tokens');
+  });
+
+  it('rewrites emails stored before to their canonical form, unless another account has it', async () => {
+    typeorm('migration:run', database.url);
+    typeorm('migration:revert', database.url); // back to the rows as the earlier code stored them
+    const legacy = [
+      ['ａｄａ@example.com', 'ada'], // fullwidth letters, lower-cased as they were
+      ['bob@xn--bcher-kva.example', 'bob'],
+      ['eve@example.com', 'eve'],
+      ['ｅｖｅ@example.com', 'eve2'], // a look-alike of eve's, left alone
+      ['plain@example.com', 'plain'],
+    ];
+    for (const [email, username] of legacy) {
+      await sql(database, 'INSERT INTO users (email, username, username_canonical, hashed_password) VALUES ($1, $2, $3, $4)', [email, username, username, 'x']);
+    }
+
+    typeorm('migration:run', database.url);
+
+    const rows = (await sql(database, 'SELECT username, email FROM users ORDER BY id')) as { username: string; email: string }[];
+    expect(rows).toEqual([
+      { username: 'ada', email: 'ada@example.com' },
+      { username: 'bob', email: 'bob@bücher.example' },
+      { username: 'eve', email: 'eve@example.com' },
+      { username: 'eve2', email: 'ｅｖｅ@example.com' },
+      { username: 'plain', email: 'plain@example.com' },
+    ]);
   });
 });

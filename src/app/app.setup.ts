@@ -2,13 +2,17 @@ import { INestApplication, LoggerService, LogLevel } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
-import { type AuthModuleOptions, BODY_LIMIT_BYTES, ProblemDetailsFilter } from '..';
+import { type AuthModuleOptions, BODY_LIMIT_BYTES, fastifyFrameworkErrors, ProblemDetailsFilter } from '..';
 import { securityHeaders } from './security-headers';
 import type { AppConfig } from './config/app-config';
 
 export type HttpAdapterKind = 'fastify' | 'express';
+
+/** Node's default `maxHeaderSize`, which bounds the request line and so every path parameter. */
+const MAX_REQUEST_LINE_BYTES = 16 * 1024;
 
 
 export interface CreateAppOptions {
@@ -29,7 +33,18 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     // Fastify 5 ignores a bare hop count; the function applies Express's rule (trust the last n hops).
     const hops = config.trustProxy;
     const trustProxy = typeof hops === 'number' ? (_address: string, hop: number) => hop < hops : hops;
-    const adapter = new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES, trustProxy });
+    const adapter = new FastifyAdapter({
+      bodyLimit: BODY_LIMIT_BYTES,
+      trustProxy,
+      // Fastify's router refuses a path parameter over 100 characters with its own 414 before any route
+      // runs; Express has no such limit. Up to what Node accepts in a request line at all (16 KiB), the
+      // route answers as on Express (an unknown session id is a 404), and beyond, problem details.
+      routerOptions: { maxParamLength: MAX_REQUEST_LINE_BYTES },
+      frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+        reply.headers(headers); // the onRequest hook below does not run for these
+        fastifyFrameworkErrors(error, request, reply);
+      },
+    });
     const fastify = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger, bodyParser: true });
     fastify.getHttpAdapter().getInstance().addHook('onRequest', (_request, reply, done) => {
       reply.headers(headers);

@@ -43,7 +43,7 @@ const SUMMARIES: Partial<Record<number, string>> = {
   403: 'The account may not do this',
   404: 'Not found',
   413: 'The body is over 16 KiB',
-  415: 'The body is of a media type the server cannot parse (Fastify; Express ignores it and answers 422)',
+  415: 'The body is not `application/json` (forms and text are refused, so a cross-site form cannot post here)',
   422: 'The body does not match the schema; `errors` lists each field',
   429: 'Rate limited: retry after `Retry-After` seconds',
   500: 'Unexpected failure, logged with `request_id`',

@@ -92,8 +92,8 @@ function newMocks() {
       redeem: jest.fn().mockResolvedValue(null),
     },
     signinFailures: {
-      admit: jest.fn().mockResolvedValue(0),
-      clear: jest.fn().mockResolvedValue(undefined),
+      admit: jest.fn().mockResolvedValue({ waitSeconds: 0, limit: 10, pastAccountLimit: false }),
+      succeeded: jest.fn().mockResolvedValue(undefined),
     },
     transactions: {
       run: jest.fn(async (work: (manager: EntityManager) => Promise<unknown>) => work(TX)),
@@ -135,7 +135,7 @@ describe(AuthService.name, () => {
       mocks.resetTokens as unknown as PasswordResetTokensService,
       mocks.verificationTokens as unknown as EmailVerificationTokensService,
       mocks.signinFailures as unknown as SigninFailureLimiter,
-      { hit: jest.fn().mockResolvedValue(0), maxRequests: 10 } as unknown as MailRequestLimiter,
+      { hit: jest.fn().mockResolvedValue(0), ownerAllowance: jest.fn().mockResolvedValue(false), maxRequests: 10 } as unknown as MailRequestLimiter,
       mocks.transactions as unknown as TransactionRunner,
       mocks.outbox as unknown as MailOutbox,
       mocks.mailWorker as unknown as OutboxWorker,
@@ -227,7 +227,7 @@ describe(AuthService.name, () => {
 
       await expectRejection(sut.signIn(signInDto({ email: 'Nobody@Example.com ' }), ctx), UnauthorizedException, 'Invalid email or password');
       expect(mocks.hasher.verify).toHaveBeenCalledWith(null, PASSWORD);
-      expect(mocks.signinFailures.admit).toHaveBeenCalledWith('nobody@example.com');
+      expect(mocks.signinFailures.admit).toHaveBeenCalledWith('nobody@example.com', ctx.ip);
     });
 
     it('answers a wrong password exactly as an unknown email', async () => {
@@ -236,12 +236,12 @@ describe(AuthService.name, () => {
 
       await expectRejection(sut.signIn(signInDto({ password: 'wrong password' }), ctx), UnauthorizedException, 'Invalid email or password');
       expect(mocks.hasher.verify).toHaveBeenCalledWith(STORED_HASH, 'wrong password');
-      expect(mocks.signinFailures.admit).toHaveBeenCalledWith('ada@example.com');
-      expect(mocks.signinFailures.clear).not.toHaveBeenCalled();
+      expect(mocks.signinFailures.admit).toHaveBeenCalledWith('ada@example.com', ctx.ip);
+      expect(mocks.signinFailures.succeeded).not.toHaveBeenCalled();
     });
 
     it('refuses a locked account with 429 without checking the password', async () => {
-      mocks.signinFailures.admit.mockResolvedValue(120);
+      mocks.signinFailures.admit.mockResolvedValue({ waitSeconds: 120, limit: 10, pastAccountLimit: true });
       mocks.users.findByEmailWithPassword.mockResolvedValue(userStub());
 
       const promise = sut.signIn(signInDto(), ctx);
@@ -255,11 +255,11 @@ describe(AuthService.name, () => {
     it('asks the limiter about the normalised email', async () => {
       await expect(sut.signIn(signInDto({ email: '  ADA@Example.COM ' }), ctx)).rejects.toThrow(UnauthorizedException);
 
-      expect(mocks.signinFailures.admit).toHaveBeenCalledWith('ada@example.com');
+      expect(mocks.signinFailures.admit).toHaveBeenCalledWith('ada@example.com', ctx.ip);
       expect(mocks.users.findByEmailWithPassword).toHaveBeenCalledWith('ada@example.com');
     });
 
-    it('answers with a token and clears the failures on success', async () => {
+    it('answers with a token and records the success: failures cleared, the network known', async () => {
       const user = userStub();
       mocks.users.findByEmailWithPassword.mockResolvedValue(user);
       mocks.hasher.verify.mockResolvedValue('match');
@@ -272,7 +272,7 @@ describe(AuthService.name, () => {
       expect(mocks.sessions.start).toHaveBeenCalledWith(TX, 7, { userAgent: 'jest', ip: '203.0.113.9' });
       expect(mocks.accessTokens.issue).toHaveBeenCalledWith(user, expect.objectContaining({ sessionId: 'session-1' }));
       expect(response.refresh_token).toBe('refresh-1');
-      expect(mocks.signinFailures.clear).toHaveBeenCalledWith('ada@example.com');
+      expect(mocks.signinFailures.succeeded).toHaveBeenCalledWith('ada@example.com', ctx.ip);
       expect(mocks.users.replacePasswordHash).not.toHaveBeenCalled();
     });
 
@@ -434,7 +434,7 @@ describe(AuthService.name, () => {
       expect(mocks.users.markVerified).toHaveBeenCalledWith(TX, 7, NOW);
       expect(mocks.outbox.enqueue).toHaveBeenCalledWith(TX, 'password-changed', user);
       expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);
-      expect(mocks.signinFailures.clear).toHaveBeenCalledWith('ada@example.com');
+      expect(mocks.signinFailures.succeeded).toHaveBeenCalledWith('ada@example.com', ctx.ip);
     });
   });
 
@@ -493,6 +493,7 @@ describe(AuthService.name, () => {
       mocks.users.findByEmail.mockResolvedValue(user);
 
       await expect(sut.resendVerification({ email: 'ada@example.com' }, ctx)).resolves.toEqual(message);
+      await sut.settled(); // the mail is queued after the answer
       expect(mocks.users.lockForUpdate).toHaveBeenCalledWith(TX, 7);
       expect(mocks.outbox.enqueueWithinCap).toHaveBeenCalledWith(TX, 'email-verification', user, 4);
       expect(mocks.mailWorker.wake).toHaveBeenCalledTimes(1);
@@ -505,6 +506,7 @@ describe(AuthService.name, () => {
       mocks.users.findByEmail.mockResolvedValue(user);
 
       await expect(sut.resendVerification({ email: 'ada@example.com' }, ctx)).resolves.toEqual(message);
+      await sut.settled();
       expect(mocks.outbox.enqueueWithinCap).not.toHaveBeenCalled();
       expect(mocks.mailWorker.wake).not.toHaveBeenCalled();
     });
@@ -514,6 +516,7 @@ describe(AuthService.name, () => {
       mocks.outbox.enqueueWithinCap.mockResolvedValue(false);
 
       await expect(sut.resendVerification({ email: 'ada@example.com' }, ctx)).resolves.toEqual(message);
+      await sut.settled();
       expect(mocks.mailWorker.wake).not.toHaveBeenCalled();
       expect(logLines.join('\n')).toContain('event=verification_mail_capped user_id=7');
     });

@@ -122,7 +122,7 @@ export class AuthService implements OnApplicationShutdown {
       this.audit('signin_mfa_required', user.id, ctx);
       throw new MfaRequiredException(AuthErrors.MFA_REQUIRED, mfaToken);
     }
-    await this.signinFailures.clear(email);
+    await this.signinFailures.succeeded(email, ctx.ip);
     const session = await this.transactions.run(async (manager) => {
       // A password change or reset that committed after the check above ends every session, and this
       // one must not slip in after it: opened against the old password, it would outlive the change.
@@ -161,7 +161,7 @@ export class AuthService implements OnApplicationShutdown {
       throw new UnauthorizedException(AuthErrors.INVALID_MFA_CODE);
     }
     if (outcome.factor === 'recovery-code') this.mailWorker.wake();
-    await this.signinFailures.clear(user.email);
+    await this.signinFailures.succeeded(user.email, ctx.ip);
     this.audit(outcome.factor === 'recovery-code' ? 'signed_in_recovery_code' : 'signed_in_mfa', user.id, ctx, outcome.session.sessionId);
     return this.tokenResponse(user, outcome.session);
   }
@@ -193,7 +193,7 @@ export class AuthService implements OnApplicationShutdown {
       throw new BadRequestException(AuthErrors.INVALID_MFA_CODE);
     }
     this.mailWorker.wake();
-    await this.signinFailures.clear(user.email);
+    await this.signinFailures.succeeded(user.email, ctx.ip);
     this.audit('mfa_enabled', user.id, ctx, sessionId);
     return { recovery_codes: codes };
   }
@@ -213,7 +213,7 @@ export class AuthService implements OnApplicationShutdown {
       throw new BadRequestException(AuthErrors.INVALID_MFA_CODE);
     }
     this.mailWorker.wake();
-    await this.signinFailures.clear(user.email);
+    await this.signinFailures.succeeded(user.email, ctx.ip);
     this.audit('mfa_disabled', user.id, ctx);
     return { message: AuthMessages.MFA_DISABLED };
   }
@@ -297,7 +297,7 @@ export class AuthService implements OnApplicationShutdown {
       // Queued after the answer: the outbox transaction would otherwise make a known email's answer
       // measurably slower than an unknown one's, which tells a stranger which emails have accounts.
       this.afterResponse('password_reset_request', ctx, async () => {
-        const queued = await this.mailWithinCap('password-reset', user, this.config.rateLimit.passwordResetMailsPerHour);
+        const queued = await this.mailWithinCap('forgot-password', 'password-reset', user, this.config.rateLimit.passwordResetMailsPerHour, ctx);
         this.audit(queued ? 'password_reset_requested' : 'password_reset_mail_capped', user.id, ctx);
       });
     }
@@ -341,8 +341,9 @@ export class AuthService implements OnApplicationShutdown {
       return found;
     });
     this.mailWorker.wake();
-    // The owner just proved control of the mailbox: a lockout built up by someone guessing ends here.
-    await this.signinFailures.clear(user.email);
+    // The owner just proved control of the mailbox: a lockout built up by someone guessing ends here,
+    // and this network may sign in while strangers keep the account's limit spent.
+    await this.signinFailures.succeeded(user.email, ctx.ip);
     this.audit('password_reset', user.id, ctx);
     return { message: AuthMessages.PASSWORD_RESET };
   }
@@ -357,7 +358,7 @@ export class AuthService implements OnApplicationShutdown {
       this.audit('password_change_failed', user.id, ctx);
       throw new BadRequestException(AuthErrors.INCORRECT_CURRENT_PASSWORD);
     }
-    await this.signinFailures.clear(user.email);
+    await this.signinFailures.succeeded(user.email, ctx.ip);
     const hashedPassword = await this.hasher.hash(dto.new_password);
     await this.transactions.run(async (manager) => {
       await this.users.changePassword(manager, user.id, hashedPassword);
@@ -382,7 +383,10 @@ export class AuthService implements OnApplicationShutdown {
     return { message: AuthMessages.EMAIL_VERIFIED };
   }
 
-  /** Blind like forgot-password: the same answer for unknown, verified and capped addresses. */
+  /**
+   * Blind like forgot-password: the same answer for unknown, verified and capped addresses, and the mail
+   * of a known unverified one is queued after the answer, for the same reason as there.
+   */
   async resendVerification(dto: ResendVerificationDto, ctx: RequestContext): Promise<SuccessResponse> {
     await this.limitMailRequests('resend-verification', dto.email, ctx);
     const user = await this.users.findByEmail(dto.email);
@@ -390,37 +394,47 @@ export class AuthService implements OnApplicationShutdown {
       this.audit('verification_requested_unknown_email', null, ctx);
     } else if (user.isVerified) {
       this.audit('verification_requested_already_verified', user.id, ctx);
-    } else if (await this.mailWithinCap('email-verification', user, this.config.rateLimit.verificationMailsPerHour)) {
-      this.audit('verification_requested', user.id, ctx);
     } else {
-      this.audit('verification_mail_capped', user.id, ctx);
+      this.afterResponse('verification_request', ctx, async () => {
+        const queued = await this.mailWithinCap('resend-verification', 'email-verification', user, this.config.rateLimit.verificationMailsPerHour, ctx);
+        this.audit(queued ? 'verification_requested' : 'verification_mail_capped', user.id, ctx);
+      });
     }
     return { message: AuthMessages.VERIFICATION_EMAIL_SENT };
   }
 
-  /** 429 once the account had its share of failed password checks in the window; counts this one first. */
+  /** 429 once the account (or, past that, this known network) had its share of failed password checks; counts this one first. */
   private async admitPasswordAttempt(email: string, ctx: RequestContext): Promise<void> {
-    const retryAfter = await this.signinFailures.admit(email);
-    if (retryAfter > 0) {
+    const admission = await this.signinFailures.admit(email, ctx.ip);
+    if (admission.waitSeconds > 0) {
       this.audit('signin_blocked', null, ctx);
-      throw new TooManyRequestsException(AuthErrors.TOO_MANY_SIGNIN_FAILURES, retryAfter, this.signinFailures.maxFailures);
+      throw new TooManyRequestsException(AuthErrors.TOO_MANY_SIGNIN_FAILURES, admission.waitSeconds, admission.limit);
     }
+    if (admission.pastAccountLimit) this.audit('signin_admitted_from_known_network', null, ctx);
   }
 
   private async limitMailRequests(route: MailRoute, email: string, ctx: RequestContext): Promise<void> {
-    const retryAfter = await this.mailRequests.hit(route, normalizeEmail(email));
+    const retryAfter = await this.mailRequests.hit(route, normalizeEmail(email), ctx.ip);
     if (retryAfter > 0) {
       this.audit(`${route}_limited`, null, ctx);
       throw new TooManyRequestsException(AuthErrors.TOO_MANY_MAIL_REQUESTS, retryAfter, this.mailRequests.maxRequests);
     }
   }
 
-  /** Queues a mail a stranger can ask for, unless the account had its hourly share; true when queued. */
-  private async mailWithinCap(kind: CappedKind, user: User, perHour: number): Promise<boolean> {
-    const queued = await this.transactions.run(async (manager) => {
+  /**
+   * Queues a mail a stranger can ask for, unless the account had its hourly share, or, past that, the
+   * request came from a network the account is known on and it has mails of its own left; true when queued.
+   */
+  private async mailWithinCap(route: MailRoute, kind: CappedKind, user: User, perHour: number, ctx: RequestContext): Promise<boolean> {
+    let queued = await this.transactions.run(async (manager) => {
       await this.users.lockForUpdate(manager, user.id);
       return this.outbox.enqueueWithinCap(manager, kind, user, perHour);
     });
+    if (!queued && (await this.mailRequests.ownerAllowance(route, user.email, ctx.ip, perHour))) {
+      await this.transactions.run((manager) => this.outbox.enqueue(manager, kind, user));
+      this.audit(`${route}_mail_past_cap_for_known_network`, user.id, ctx);
+      queued = true;
+    }
     if (queued) this.mailWorker.wake();
     return queued;
   }

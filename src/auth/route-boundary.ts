@@ -1,6 +1,6 @@
 import { Injectable, NestMiddleware, OnModuleInit } from '@nestjs/common';
 import { ApplicationConfig, HttpAdapterHost } from '@nestjs/core';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { ProblemDetails, ProblemDetailsFilter, parserProblemOf, problem } from '../common/problem-details.filter';
 import { AuthRoutes } from './auth-routes';
 
@@ -31,6 +31,23 @@ export class BodyLimitMiddleware implements NestMiddleware {
     if (size > BODY_LIMIT_BYTES) return sendProblem(response, problem(413, 'Request body is too large'));
     next();
   }
+}
+
+/** Fastify's router refusals, answered before any route (and so any route error handler) is chosen. */
+const ROUTER_PROBLEMS: Record<string, ProblemDetails> = {
+  FST_ERR_BAD_URL: problem(400, 'Malformed request path: it is not valid percent-encoding'),
+  FST_ERR_MAX_PARAM_LENGTH: problem(414, 'Request path segment is too long'),
+};
+
+/**
+ * For Fastify's `frameworkErrors` option (`new FastifyAdapter({ frameworkErrors: … })`): the router
+ * refuses an undecodable path or an over-long path parameter before any hook or route runs, so neither
+ * the module nor a host filter sees it, and Fastify would answer its own JSON. This answers problem
+ * details instead, with a fixed text (Fastify's quotes the path).
+ */
+export function fastifyFrameworkErrors(error: { code?: string }, _request: unknown, reply: FastifyReplyLike): void {
+  const body = (error.code && ROUTER_PROBLEMS[error.code]) || problem(500, STATUS_CODES[500]!);
+  reply.status(body.status).header('Content-Type', 'application/problem+json').header('Cache-Control', 'no-store').send(JSON.stringify(body));
 }
 
 type ExpressErrorHandler = (error: unknown, request: IncomingMessage, response: ServerResponse, next: (error?: unknown) => void) => void;

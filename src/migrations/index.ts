@@ -3,6 +3,7 @@ import { MailOutboxAndEmailVerification1764090000000 } from './1764090000000-mai
 import { SessionsAndRefreshTokens1764100000000 } from './1764100000000-sessions-and-refresh-tokens';
 import { SigningKeys1764110000000 } from './1764110000000-signing-keys';
 import { SecondFactor1764120000000 } from './1764120000000-second-factor';
+import { CanonicalEmails1764130000000 } from './1764130000000-canonical-emails';
 
 /** The module's migrations, in order. A host app adds them to its DataSource's `migrations`. */
 export const AUTH_MIGRATIONS = [
@@ -11,4 +12,5 @@ export const AUTH_MIGRATIONS = [
   SessionsAndRefreshTokens1764100000000,
   SigningKeys1764110000000,
   SecondFactor1764120000000,
+  CanonicalEmails1764130000000,
 ];

@@ -39,6 +39,7 @@ import { PasswordResetTokensService } from '../one-time-tokens/password-reset-to
 import { RedisConnection } from '../common/redis-connection';
 import { RefreshTokenCookie } from '../auth/refresh-token-cookie';
 import { MailRequestLimiter, SigninFailureLimiter } from '../rate-limits/signin-failures';
+import { KnownAddresses } from '../rate-limits/known-addresses';
 
 /** Every entity the module needs the host's DataSource to know (and its migrations to create). */
 export const AUTH_ENTITIES = [
@@ -90,6 +91,7 @@ export const AUTH_ENTITIES = [
     AccessTokenService,
     PasswordResetTokensService,
     EmailVerificationTokensService,
+    KnownAddresses,
     SigninFailureLimiter,
     MailRequestLimiter,
     SigningKeys,

@@ -22,7 +22,11 @@ export interface PasswordHashingOptions {
 export interface RateLimitOptions {
   /** Requests a minute per client address and route. `0` turns per-address limits off. Default 60. */
   perAddressPerMinute?: number;
-  /** Failed sign-ins per account within the window before sign-in answers 429. Default 10. */
+  /**
+   * Failed sign-ins per account within the window before sign-in answers 429. Past it, a network the
+   * account signed in from before still gets through on half this budget, its own (README, "Rate limits
+   * and the owner's way in"). Default 10.
+   */
   signinMaxFailures?: number;
   /** Length of the failed sign-in window, in seconds. Default 900 (15 minutes). */
   signinFailureWindowSeconds?: number;
@@ -36,9 +40,10 @@ export interface RateLimitOptions {
   /** Mails carrying a verification link (welcome and resends) per account within an hour. Default 3. */
   verificationMailsPerHour?: number;
   /**
-   * Requests an hour to forgot-password, and to resend-verification, for one email address, known or
-   * not; beyond it the route answers 429 (the same for every address, so it reveals no account). Above the
-   * mail caps, which silently stop mail first. Default 10.
+   * Requests an hour to forgot-password, and to resend-verification, for one email address from one
+   * client network, known or not; beyond it the route answers 429 (the same for every email, so it
+   * reveals no account). Per network, so that strangers cannot spend the owner's budget; the mail caps,
+   * shared by every network, protect the mailbox. Default 10.
    */
   mailRequestsPerAccountPerHour?: number;
 }

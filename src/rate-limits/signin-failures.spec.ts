@@ -3,7 +3,9 @@ import Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { AuthConfig } from '../options/auth-config';
 import { RedisConnection } from '../common/redis-connection';
-import { InMemoryFailureCounterStore, RedisFailureCounterStore, SigninFailureLimiter } from './signin-failures';
+import { createSecretKey } from 'node:crypto';
+import { KnownAddresses } from './known-addresses';
+import { InMemoryFailureCounterStore, MailRequestLimiter, RedisFailureCounterStore, SigninFailureLimiter } from './signin-failures';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const WINDOW_MS = 60_000;
@@ -20,12 +22,20 @@ function fakeClock(startMs = 1_000_000) {
 
 function limiterConfig(clock: () => number, overrides: Partial<AuthConfig['rateLimit']> = {}): AuthConfig {
   return {
+    jwtKey: createSecretKey(Buffer.alloc(32, 7)),
     clock: () => new Date(clock()),
-    rateLimit: { perAddressPerMinute: 0, signinMaxFailures: 3, signinFailureWindowSeconds: 60, ...overrides },
+    rateLimit: { perAddressPerMinute: 0, signinMaxFailures: 3, signinFailureWindowSeconds: 60, mailRequestsPerAccountPerHour: 2, ...overrides },
   } as AuthConfig;
 }
 
 const noRedis = { client: null } as RedisConnection;
+
+function limiterOf(config: AuthConfig, redis: RedisConnection = noRedis): SigninFailureLimiter {
+  return new SigninFailureLimiter(config, redis, new KnownAddresses(config, redis));
+}
+
+const STRANGER = '198.51.100.7';
+const OWNER = '203.0.113.10';
 
 describe(InMemoryFailureCounterStore.name, () => {
   let clock: ReturnType<typeof fakeClock>;
@@ -113,14 +123,16 @@ describe(SigninFailureLimiter.name, () => {
 
   beforeEach(() => {
     clock = fakeClock();
-    sut = new SigninFailureLimiter(limiterConfig(clock.now), noRedis);
+    sut = limiterOf(limiterConfig(clock.now));
   });
 
-  async function attempts(email: string, times: number): Promise<number[]> {
+  async function attempts(email: string, times: number, ip = STRANGER): Promise<number[]> {
     const waits: number[] = [];
-    for (let i = 0; i < times; i++) waits.push(await sut.admit(email));
+    for (let i = 0; i < times; i++) waits.push((await sut.admit(email, ip)).waitSeconds);
     return waits;
   }
+
+  const waitOf = async (email: string, ip = STRANGER) => (await sut.admit(email, ip)).waitSeconds;
 
   it('admits attempts up to the maximum', async () => {
     await expect(attempts('ada@example.com', 3)).resolves.toEqual([0, 0, 0]);
@@ -129,44 +141,122 @@ describe(SigninFailureLimiter.name, () => {
   it('refuses attempts beyond the maximum until the window closes', async () => {
     await attempts('ada@example.com', 3);
 
-    await expect(sut.admit('ada@example.com')).resolves.toBe(60);
+    await expect(waitOf('ada@example.com')).resolves.toBe(60);
     clock.advance(59_500);
-    await expect(sut.admit('ada@example.com')).resolves.toBe(1);
+    await expect(waitOf('ada@example.com')).resolves.toBe(1);
     clock.advance(500);
-    await expect(sut.admit('ada@example.com')).resolves.toBe(0);
+    await expect(waitOf('ada@example.com')).resolves.toBe(0);
   });
 
   it('rounds the wait up to whole seconds', async () => {
     await attempts('ada@example.com', 3);
     clock.advance(30_001);
 
-    await expect(sut.admit('ada@example.com')).resolves.toBe(30);
+    await expect(waitOf('ada@example.com')).resolves.toBe(30);
   });
 
   it('refuses only the account that failed', async () => {
     await attempts('ada@example.com', 4);
 
-    await expect(sut.admit('bob@example.com')).resolves.toBe(0);
+    await expect(waitOf('bob@example.com')).resolves.toBe(0);
   });
 
-  it('starts the count again on clear (a correct password)', async () => {
+  it('refuses every address the account was never used from, whichever address failed', async () => {
+    for (let i = 0; i < 3; i++) await sut.admit('ada@example.com', `198.51.100.${i}`);
+
+    await expect(waitOf('ada@example.com', '192.0.2.1')).resolves.toBe(60);
+    await expect(sut.admit('ada@example.com', '192.0.2.2')).resolves.toEqual({ waitSeconds: 60, limit: 3, pastAccountLimit: true });
+  });
+
+  it('starts the count again on success (a correct password)', async () => {
     await attempts('ada@example.com', 4);
 
-    await sut.clear('ada@example.com');
+    await sut.succeeded('ada@example.com', STRANGER);
 
     await expect(attempts('ada@example.com', 3)).resolves.toEqual([0, 0, 0]);
   });
 
   it('admits no more than the maximum of attempts made at once', async () => {
-    const waits = await Promise.all(Array.from({ length: 30 }, () => sut.admit('ada@example.com')));
+    const waits = await Promise.all(Array.from({ length: 30 }, () => waitOf('ada@example.com')));
 
     expect(waits.filter((wait) => wait === 0)).toHaveLength(3);
   });
 
   it('follows the configured maximum and window', async () => {
-    sut = new SigninFailureLimiter(limiterConfig(clock.now, { signinMaxFailures: 1, signinFailureWindowSeconds: 900 }), noRedis);
+    sut = limiterOf(limiterConfig(clock.now, { signinMaxFailures: 1, signinFailureWindowSeconds: 900 }));
 
     await expect(attempts('ada@example.com', 2)).resolves.toEqual([0, 900]);
+  });
+
+  describe('past the limit, from a network the account was used from', () => {
+    beforeEach(async () => {
+      sut = limiterOf(limiterConfig(clock.now, { signinMaxFailures: 10 }));
+      await sut.succeeded('ada@example.com', OWNER);
+      await attempts('ada@example.com', 15); // strangers used up the account's budget
+    });
+
+    it('admits the owner, on a budget of half the limit', async () => {
+      await expect(sut.admit('ada@example.com', OWNER)).resolves.toEqual({ waitSeconds: 0, limit: 5, pastAccountLimit: true });
+      await expect(attempts('ada@example.com', 4, OWNER)).resolves.toEqual([0, 0, 0, 0]);
+      await expect(sut.admit('ada@example.com', OWNER)).resolves.toEqual({ waitSeconds: 60, limit: 5, pastAccountLimit: true });
+    });
+
+    it('counts that budget from the first attempt of the window, before the account ran out', async () => {
+      await sut.succeeded('bob@example.com', OWNER);
+      await attempts('bob@example.com', 5, OWNER);
+      await attempts('bob@example.com', 10);
+
+      await expect(waitOf('bob@example.com', OWNER)).resolves.toBe(60);
+    });
+
+    it('treats the whole /64 of an IPv6 owner as one network', async () => {
+      await sut.succeeded('eve@example.com', '2001:db8:1:2:aaaa::1');
+      await attempts('eve@example.com', 15);
+
+      await expect(waitOf('eve@example.com', '2001:db8:1:2:bbbb::9')).resolves.toBe(0);
+      await expect(waitOf('eve@example.com', '2001:db8:1:3::1')).resolves.toBe(60);
+    });
+
+    it('forgets a network after 30 days', async () => {
+      clock.advance(30 * 24 * 3_600_000);
+      await attempts('ada@example.com', 15);
+
+      await expect(waitOf('ada@example.com', OWNER)).resolves.toBe(60);
+    });
+  });
+});
+
+describe(MailRequestLimiter.name, () => {
+  let clock: ReturnType<typeof fakeClock>;
+  let sut: MailRequestLimiter;
+  let known: KnownAddresses;
+
+  beforeEach(() => {
+    clock = fakeClock();
+    const config = limiterConfig(clock.now);
+    known = new KnownAddresses(config, noRedis);
+    sut = new MailRequestLimiter(config, noRedis, known);
+  });
+
+  it('counts requests per email and client network, so strangers cannot spend the owner\'s budget', async () => {
+    for (let i = 0; i < 5; i++) await sut.hit('forgot-password', 'ada@example.com', `198.51.100.${i}`);
+    await sut.hit('forgot-password', 'ada@example.com', STRANGER);
+    await sut.hit('forgot-password', 'ada@example.com', STRANGER);
+
+    await expect(sut.hit('forgot-password', 'ada@example.com', STRANGER)).resolves.toBe(3600);
+    await expect(sut.hit('forgot-password', 'ada@example.com', OWNER)).resolves.toBe(0);
+    await expect(sut.hit('resend-verification', 'ada@example.com', STRANGER)).resolves.toBe(0);
+  });
+
+  it('lets a known network past the mail cap with an hourly allowance of its own', async () => {
+    await known.remember('ada@example.com', OWNER);
+
+    await expect(sut.ownerAllowance('forgot-password', 'ada@example.com', STRANGER, 2)).resolves.toBe(false);
+    await expect(sut.ownerAllowance('forgot-password', 'ada@example.com', OWNER, 2)).resolves.toBe(true);
+    await expect(sut.ownerAllowance('forgot-password', 'ada@example.com', OWNER, 2)).resolves.toBe(true);
+    await expect(sut.ownerAllowance('forgot-password', 'ada@example.com', OWNER, 2)).resolves.toBe(false);
+    clock.advance(3_600_000);
+    await expect(sut.ownerAllowance('forgot-password', 'ada@example.com', OWNER, 2)).resolves.toBe(true);
   });
 });
 
@@ -260,19 +350,19 @@ describe(RedisFailureCounterStore.name, () => {
   });
 
   it('backs a limiter that locks an account', async () => {
-    const limiter = new SigninFailureLimiter(limiterConfig(Date.now), connection);
+    const limiter = limiterOf(limiterConfig(Date.now), connection);
     const email = `${randomUUID()}@example.com`;
     try {
-      for (let i = 0; i < 3; i++) await expect(limiter.admit(email)).resolves.toBe(0);
+      for (let i = 0; i < 3; i++) await expect(limiter.admit(email, STRANGER)).resolves.toMatchObject({ waitSeconds: 0 });
 
-      const retryAfter = await limiter.admit(email);
-      expect(retryAfter).toBeGreaterThan(0);
-      expect(retryAfter).toBeLessThanOrEqual(60);
+      const { waitSeconds } = await limiter.admit(email, STRANGER);
+      expect(waitSeconds).toBeGreaterThan(0);
+      expect(waitSeconds).toBeLessThanOrEqual(60);
     } finally {
-      await limiter.clear(email);
+      await limiter.succeeded(email, STRANGER);
     }
-    await expect(limiter.admit(email)).resolves.toBe(0);
-    await limiter.clear(email);
+    await expect(limiter.admit(email, STRANGER)).resolves.toMatchObject({ waitSeconds: 0 });
+    await limiter.succeeded(email, STRANGER);
   });
 });
 

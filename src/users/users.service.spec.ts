@@ -32,15 +32,25 @@ describe(normalizeEmail.name, () => {
     ['Ada@Example.COM', 'ada@example.com'],
     ['  ada@example.com\t\n', 'ada@example.com'],
     [' ADA.Lovelace+Tag@Example.com ', 'ada.lovelace+tag@example.com'],
+    ['ａｄａ＠ｅｘａｍｐｌｅ．ｃｏｍ', 'ada@example.com'],
+    ['ＡＤＡ@example.com', 'ada@example.com'],
+    ['ada@example。com', 'ada@example.com'],
+    ['ada@BÜCHER.example', 'ada@bücher.example'],
+    ['ada@xn--bcher-kva.example', 'ada@bücher.example'],
+    ['e\u0301lise@example.com', 'élise@example.com'],
+    ['ﬁona@example.com', 'fiona@example.com'],
   ])('normalises %p to %p', (email, expected) => {
     expect(normalizeEmail(email)).toBe(expected);
   });
 
-  it('is idempotent', () => {
-    const once = normalizeEmail(' Ada@Example.COM ');
+  it.each([' Ada@Example.COM ', 'ＩＳＴＡＮＢＵＬ@İstanbul.example', 'ada@xn--bcher-kva.example', 'Straße@STRASSE.example'])(
+    'is idempotent on %p',
+    (email) => {
+      const once = normalizeEmail(email);
 
-    expect(normalizeEmail(once)).toBe(once);
-  });
+      expect(normalizeEmail(once)).toBe(once);
+    },
+  );
 });
 
 describe(canonicalUsername.name, () => {

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, IsNull, QueryFailedError, Repository } from 'typeorm';
 import { TransactionRunner } from '../common/transaction-runner';
@@ -22,9 +23,24 @@ export class UserAlreadyExistsError extends Error {
   }
 }
 
-/** Emails are compared trimmed and lower-cased. */
+/**
+ * One spelling per mailbox, so that look-alikes cannot become separate accounts: NFKC (fullwidth and
+ * other compatibility forms become the plain ones), the local part lower-cased, the domain through IDNA
+ * (UTS #46: case, width, the ideographic full stop, `xn--` forms) and kept in its Unicode form, as
+ * addresses were stored before. Null when the domain is not a usable one.
+ */
+export function canonicalEmail(email: string): string | null {
+  const folded = email.trim().normalize('NFKC');
+  const at = folded.lastIndexOf('@');
+  if (at < 0) return null;
+  const ascii = domainToASCII(folded.slice(at + 1));
+  if (!ascii) return null;
+  return `${folded.slice(0, at).toLowerCase().normalize('NFKC')}@${domainToUnicode(ascii)}`;
+}
+
+/** The stored form of an email (see `canonicalEmail`); one that has none (the DTOs refuse it) only lower-cased. */
 export function normalizeEmail(email: string): string {
-  return email.trim().toLowerCase();
+  return canonicalEmail(email) ?? email.trim().normalize('NFKC').toLowerCase();
 }
 
 /** Usernames are unique regardless of case and of Unicode compatibility forms (fullwidth letters and so on). */

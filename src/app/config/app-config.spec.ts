@@ -192,6 +192,27 @@ describe(loadAppConfig.name, () => {
       expect(sut.production).toBe(true);
       expect(sut.jwtSecretGenerated).toBe(false);
     });
+
+    it.each(['Production', 'PRODUCTION', ' production '])('reads NODE_ENV=%p as production: a secret is required', (nodeEnv) => {
+      expect(configErrorOf({ NODE_ENV: nodeEnv, JWT_SECRET: undefined }).message).toContain('JWT_SECRET');
+      expect(loadAppConfig({ NODE_ENV: nodeEnv, JWT_SECRET: VALID_SECRET }).production).toBe(true);
+    });
+
+    it.each(['staging', 'prod', 'live', 'Prodution'])(
+      'requires a secret for NODE_ENV=%p too: a generated one is only for development and tests',
+      (nodeEnv) => {
+        const error = configErrorOf({ NODE_ENV: nodeEnv, JWT_SECRET: undefined });
+
+        expect(error.message).toBe('JWT_SECRET is required unless NODE_ENV is unset, development or test');
+      },
+    );
+
+    it.each([undefined, 'development', 'Development', 'test'])('generates one for NODE_ENV=%p', (nodeEnv) => {
+      const sut = loadAppConfig({ NODE_ENV: nodeEnv });
+
+      expect(sut.jwtSecretGenerated).toBe(true);
+      expect(sut.production).toBe(false);
+    });
   });
 
   describe('TRUST_PROXY', () => {
@@ -199,6 +220,7 @@ describe(loadAppConfig.name, () => {
       ['1', 1],
       ['2', 2],
       ['0', 0],
+      ['5', 5],
     ])('reads %p as a hop count', (raw, hops) => {
       expect(loadAppConfig(env({ TRUST_PROXY: raw })).trustProxy).toBe(hops);
     });
@@ -213,6 +235,25 @@ describe(loadAppConfig.name, () => {
       const error = configErrorOf({ TRUST_PROXY: raw });
 
       expect(error.message).toContain('TRUST_PROXY');
+    });
+
+    it.each(['6', '99', '1000000'])('refuses the hop count %p: beyond the real proxies it trusts what the client wrote', (raw) => {
+      const error = configErrorOf({ TRUST_PROXY: raw });
+
+      expect(error.message).toBe(`TRUST_PROXY hop count must be from 0 to 5 (the proxies in front of the app), got "${raw}"`);
+    });
+
+    it.each(['0.0.0.0/0', '::/0', '0.0.0.0/1', '128.0.0.0/7', '2000::/3', '::/15', 'fe00::/7', 'fc00::/6', '::ffff:0:0/96', '::ffff:0.0.0.0/100', '10.0.0.1, 0.0.0.0/0'])(
+      'refuses %p, a range so wide that it trusts clients as proxies',
+      (raw) => {
+        const error = configErrorOf({ TRUST_PROXY: raw });
+
+        expect(error.message).toMatch(/^TRUST_PROXY range ".*" is too wide: at least \/8 for IPv4 and \/16 for IPv6/);
+      },
+    );
+
+    it.each(['10.0.0.0/8', '2400:cb00::/32', '2a06:98c0::/29', '::ffff:10.0.0.0/104', '::/128', 'fc00::/7', 'fd12:3456::/32', 'uniquelocal'])('accepts the range %p', (raw) => {
+      expect(loadAppConfig(env({ TRUST_PROXY: raw })).trustProxy).toEqual([raw]);
     });
 
     it('refuses an entry that is not an address', () => {

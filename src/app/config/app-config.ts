@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { DEFAULT_HASH_CONCURRENCY, MIN_JWT_SECRET_BYTES } from '../..';
 import { DatabaseTarget, DEFAULT_DATABASE_URL, parseDatabaseUrl } from './database-url';
 
@@ -98,10 +98,45 @@ function isProxyAddress(entry: string): boolean {
   return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
 }
 
+/**
+ * Hops beyond the real proxies are entries the client wrote itself; no deployment has more than a few
+ * proxies (CDN, load balancer, ingress), so a larger count is a mistake that trusts everyone.
+ */
+const MAX_PROXY_HOPS = 5;
+
+/**
+ * Every client inside a trusted range can choose its own address with X-Forwarded-For, so a range must
+ * name proxies, not the internet: `0.0.0.0/0` or `::/0` is `true` in disguise. The widest ranges proxies
+ * are published in (CDNs: IPv4 /13, IPv6 /29) and private networks (`10.0.0.0/8`) fit; so does any
+ * range inside IPv6's private `fc00::/7` (`fd00::/8`).
+ */
+const MIN_PREFIX: Record<4 | 6, number> = { 4: 8, 6: 16 };
+const IPV6_PRIVATE = new BlockList();
+IPV6_PRIVATE.addSubnet('fc00::', 7, 'ipv6');
+
+/** `::ffff:a.b.c.d`, which proxy-addr treats as the IPv4 address with 96 bits less of prefix. */
+function isIPv4Mapped(address: string): boolean {
+  return /^\[::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}\]$/.test(new URL(`http://[${address}]`).hostname);
+}
+
+function isTooWide(entry: string): boolean {
+  const [address, prefix] = entry.split('/');
+  if (prefix === undefined) return false;
+  const version = isIP(address) as 4 | 6;
+  if (version === 6 && isIPv4Mapped(address)) return Number(prefix) - 96 < MIN_PREFIX[4];
+  if (version === 6 && Number(prefix) >= 7 && IPV6_PRIVATE.check(address, 'ipv6')) return false;
+  return Number(prefix) < MIN_PREFIX[version];
+}
+
 function trustProxy(env: Env): AppConfig['trustProxy'] {
   const raw = read(env, 'TRUST_PROXY');
   if (raw === undefined) return false;
-  if (/^\d+$/.test(raw)) return Number(raw);
+  if (/^\d+$/.test(raw)) {
+    if (Number(raw) > MAX_PROXY_HOPS) {
+      throw new ConfigError(`TRUST_PROXY hop count must be from 0 to ${MAX_PROXY_HOPS} (the proxies in front of the app), got "${raw}"`);
+    }
+    return Number(raw);
+  }
   if (raw === 'true' || raw === '*') {
     // Trusting every hop lets any client choose its own address with X-Forwarded-For.
     throw new ConfigError('TRUST_PROXY must be a hop count or a list of proxy addresses, not "true"');
@@ -109,6 +144,13 @@ function trustProxy(env: Env): AppConfig['trustProxy'] {
   const entries = raw.split(',').map((entry) => entry.trim()).filter(Boolean);
   const bad = entries.find((entry) => !isProxyAddress(entry));
   if (bad !== undefined) throw new ConfigError(`TRUST_PROXY has an entry that is not an address or CIDR: "${bad}"`);
+  const wide = entries.find(isTooWide);
+  if (wide !== undefined) {
+    throw new ConfigError(
+      `TRUST_PROXY range "${wide}" is too wide: at least /${MIN_PREFIX[4]} for IPv4 and /${MIN_PREFIX[6]} for IPv6 ` +
+        '(or loopback, linklocal, uniquelocal), since every client inside it could choose its own address',
+    );
+  }
   return entries;
 }
 
@@ -142,7 +184,9 @@ function corsOrigins(env: Env): string[] {
 
 /** Validates the environment; throws `ConfigError` naming the first bad variable. */
 export function loadAppConfig(env: Env): AppConfig {
-  const production = read(env, 'NODE_ENV') === 'production';
+  // Case-insensitive: `NODE_ENV=Production` must not quietly run with a random secret.
+  const nodeEnv = read(env, 'NODE_ENV')?.toLowerCase();
+  const production = nodeEnv === 'production';
 
   let database: DatabaseTarget;
   const databaseUrl = read(env, 'DATABASE_URL') ?? DEFAULT_DATABASE_URL;
@@ -159,6 +203,11 @@ export function loadAppConfig(env: Env): AppConfig {
   }
   if (jwtSecret === undefined) {
     if (production) throw new ConfigError('JWT_SECRET is required when NODE_ENV=production');
+    // A secret made up per process is a convenience for trying the service out; any other environment
+    // (staging, a misspelt production) gets tokens that die with the process and differ per instance.
+    if (nodeEnv !== undefined && !['development', 'test'].includes(nodeEnv)) {
+      throw new ConfigError('JWT_SECRET is required unless NODE_ENV is unset, development or test');
+    }
     jwtSecret = randomBytes(48).toString('base64');
   }
 

@@ -40,6 +40,46 @@ describe(SignUpDto.name, () => {
     },
   );
 
+  it.each([
+    ['a zero-width space', 'ada\u200b@example.com', 'hasNoInvisibleCharacters'],
+    ['a zero-width joiner', 'a\u200dda@example.com', 'hasNoInvisibleCharacters'],
+    ['a soft hyphen in the domain', 'ada@exam\u00adple.com', 'hasNoInvisibleCharacters'],
+    ['a right-to-left override', 'ada\u202e@example.com', 'hasNoInvisibleCharacters'],
+    ['a variation selector', 'ada\ufe0f@example.com', 'hasNoInvisibleCharacters'],
+    ['a no-break space', 'ada\u00a0x@example.com', 'hasNoInvisibleCharacters'],
+    ['CR and LF in a quoted local part', '"ada\r\nBcc: x@example.org"@example.com', 'hasNoInvisibleCharacters'],
+    ['a quoted local part', '"ada"@example.com', 'isNotQuoted'],
+    ['a fullwidth quoted local part', '\uff02ada\uff02@example.com', 'isNotQuoted'],
+    ['a domain IDNA refuses', 'ada@xn--a.com', 'isEmail'],
+  ])('refuses an email with %s', async (_case, email, constraint) => {
+    const { errors } = await check(SignUpDto, signUpBody({ email }));
+
+    expect(failedFields(errors)).toEqual(['email']);
+    expect(Object.keys(errors[0].constraints ?? {})).toContain(constraint);
+  });
+
+  it.each([
+    ['a fullwidth address', 'ａｄａ＠ｅｘａｍｐｌｅ．ｃｏｍ'],
+    ['an ideographic full stop in the domain', 'ada@example。com'],
+    ['a Unicode domain', 'ada@bücher.example'],
+    ['its xn-- form', 'ada@xn--bcher-kva.example'],
+    ['a Unicode local part', 'ελένη@example.com'],
+  ])('accepts an email with %s', async (_case, email) => {
+    const { errors } = await check(SignUpDto, signUpBody({ email }));
+
+    expect(errors).toEqual([]);
+  });
+
+  it('measures the email as it will be stored, lower-cased and in code points', async () => {
+    const growsWhenLowerCased = `${'a'.repeat(64)}@${'İ'.repeat(60)}.${'İ'.repeat(60)}.com`;
+    const fitsOnceLowerCased = `${'İ'.repeat(20)}@example.com`;
+
+    expect((await check(SignUpDto, signUpBody({ email: growsWhenLowerCased }))).errors[0].constraints).toMatchObject({
+      fitsNormalizedEmail: 'email must be at most 254 characters once normalised',
+    });
+    expect((await check(SignUpDto, signUpBody({ email: fitsOnceLowerCased }))).errors).toEqual([]);
+  });
+
   it.each(['ada', 'Ada.Lovelace', 'ada_l-1', 'Ελένη', 'ＡＤＡ', 'a'.repeat(50), '123'])('accepts the username %p', async (username) => {
     const { errors } = await check(SignUpDto, signUpBody({ username }));
 

@@ -1,8 +1,8 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '../../common/openapi';
 import { Transform } from 'class-transformer';
-import { IsEmail, IsOptional, IsString, Length, Matches, MaxLength, ValidateBy } from 'class-validator';
-import { canonicalUsername } from '../../users/users.service';
+import { isEmail, IsOptional, IsString, Length, Matches, MaxLength, ValidateBy } from 'class-validator';
+import { canonicalEmail, canonicalUsername, normalizeEmail } from '../../users/users.service';
 import { characterCount, IsCurrentPassword, IsNewPassword } from '../../passwords/password.validator';
 
 const EMAIL_MAX_LENGTH = 254;
@@ -29,14 +29,80 @@ function FitsCanonicalUsername(): PropertyDecorator {
   });
 }
 
-/** Surrounding spaces are dropped before the check; case is folded later, by `normalizeEmail`. */
+/**
+ * The stored form is what must fit the column: lower-casing can lengthen an address (`İ` becomes `i` and
+ * a combining dot), and one that passed the check as typed overflowed it (a 500 on PostgreSQL).
+ */
+function FitsNormalizedEmail(): PropertyDecorator {
+  return ValidateBy({
+    name: 'fitsNormalizedEmail',
+    validator: {
+      validate: (value) => typeof value !== 'string' || characterCount(normalizeEmail(value)) <= EMAIL_MAX_LENGTH,
+      defaultMessage: () => `email must be at most ${EMAIL_MAX_LENGTH} characters once normalised`,
+    },
+  });
+}
+
+/**
+ * Characters no mailbox needs and that make an address look like another: controls (CR and LF among
+ * them), format and other default-ignorable characters (zero-width space and joiners, soft hyphen,
+ * word joiner, bidi controls, variation selectors) and spaces of any kind. Checked as typed and in NFKC.
+ */
+const INVISIBLE_OR_CONTROL = /[\p{Cc}\p{Cf}\p{Z}\p{Default_Ignorable_Code_Point}]/u;
+
+function HasNoInvisibleCharacters(): PropertyDecorator {
+  return ValidateBy({
+    name: 'hasNoInvisibleCharacters',
+    validator: {
+      validate: (value) => typeof value !== 'string' || !INVISIBLE_OR_CONTROL.test(value + value.normalize('NFKC')),
+      defaultMessage: () => 'email must not contain spaces, control or invisible characters',
+    },
+  });
+}
+
+/**
+ * `"ada"@example.com` is the mailbox `ada@example.com` (RFC 5321), and a quoted part can hold what a
+ * plain one cannot (spaces, CR and LF): refused rather than unquoted, since no one signs up with it.
+ */
+function IsNotQuoted(): PropertyDecorator {
+  return ValidateBy({
+    name: 'isNotQuoted',
+    validator: {
+      validate: (value) => typeof value !== 'string' || !value.normalize('NFKC').includes('"'),
+      defaultMessage: () => 'email must not have a quoted local part',
+    },
+  });
+}
+
+/** The address checked in the form it is stored in, so that `ａｄａ＠example.com` is `ada@example.com`. */
+function IsCanonicalEmail(): PropertyDecorator {
+  return ValidateBy({
+    name: 'isEmail',
+    validator: {
+      validate: (value) => {
+        if (typeof value !== 'string') return true;
+        const canonical = canonicalEmail(value);
+        return canonical !== null && isEmail(canonical);
+      },
+      defaultMessage: () => 'email must be a valid email address',
+    },
+  });
+}
+
+/**
+ * Surrounding spaces are dropped before the checks; the rest of the folding (NFKC, case, IDNA) is
+ * `normalizeEmail`'s, and the checks look at its result.
+ */
 function EmailField(): PropertyDecorator {
   return applyDecorators(
     ApiProperty({ example: 'ada@example.com', maxLength: EMAIL_MAX_LENGTH, format: 'email' }),
     Transform(({ value }) => (typeof value === 'string' ? value.trim() : value)),
     IsString(),
     MaxLength(EMAIL_MAX_LENGTH),
-    IsEmail({}, { message: 'email must be a valid email address' }),
+    HasNoInvisibleCharacters(),
+    IsNotQuoted(),
+    IsCanonicalEmail(),
+    FitsNormalizedEmail(),
   );
 }
 
