@@ -22,6 +22,9 @@ const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 /** Errors that mean nothing listens at the address (as opposed to a server that answers and refuses). */
 const NOTHING_THERE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
+/** A service the run needs is missing or broken: its message says all, a stack trace would add nothing. */
+class SetupError extends Error {}
+
 const log = (line) => process.stdout.write(`${line}\n`);
 const seconds = (since) => `${((performance.now() - since) / 1000).toFixed(2)} s`;
 const isCi = () => !!process.env.CI && !['false', '0'].includes(process.env.CI.toLowerCase());
@@ -45,6 +48,7 @@ export default async function globalSetup() {
     if ((process.env.TEST_DATABASES ?? 'postgres,sqlite').split(',').includes('postgres')) await setUpPostgres();
   } catch (error) {
     await stopStarted();
+    if (error instanceof SetupError) error.stack = error.message;
     throw error;
   }
 }
@@ -60,9 +64,9 @@ async function setUpPostgres() {
     return;
   }
   const where = redact(url);
-  if (explicit) throw new Error(`postgres: TEST_POSTGRES_URL (${where}) does not answer: ${problem.message}`);
+  if (explicit) throw new SetupError(`postgres: TEST_POSTGRES_URL (${where}) does not answer: ${problem.message}`);
   if (!NOTHING_THERE.has(problem.code)) {
-    throw new Error(`postgres: the server at ${where} answered but refused the test connection: ${problem.message}`);
+    throw new SetupError(`postgres: the server at ${where} answered but refused the test connection: ${problem.message}`);
   }
   process.env.TEST_POSTGRES_URL = await startEmbeddedPostgres(where);
 }
@@ -121,12 +125,12 @@ async function startEmbeddedPostgres(where) {
     await server.initialise();
     await server.start();
   } catch (error) {
-    throw new Error(`postgres: nothing answers at ${where} and the embedded PostgreSQL did not start: ` +
+    throw new SetupError(`postgres: nothing answers at ${where} and the embedded PostgreSQL did not start: ` +
       `${error?.message ?? 'the server exited'}\n${output.join('').trim()}`);
   }
   const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
   const problem = await probePostgres(url);
-  if (problem) throw new Error(`postgres: the embedded PostgreSQL does not accept connections: ${problem.message}`);
+  if (problem) throw new SetupError(`postgres: the embedded PostgreSQL does not accept connections: ${problem.message}`);
   log(`postgres: nothing answers at ${where}; started an embedded PostgreSQL on 127.0.0.1:${port} ` +
     `(${seconds(since)}, data in ${dir})`);
   return url;
@@ -147,7 +151,7 @@ async function setUpRedis() {
     if (!binary) missing('redis-server', 'no redis-server on PATH; skipping the Redis outage suite (it starts and stops its own)');
     return;
   }
-  if (explicit) throw new Error(`redis: TEST_REDIS_URL (${redact(url)}) does not answer: ${problem}`);
+  if (explicit) throw new SetupError(`redis: TEST_REDIS_URL (${redact(url)}) does not answer: ${problem}`);
   if (binary) {
     process.env.TEST_REDIS_URL = await startRedisServer(binary, redact(url));
     return;
@@ -158,7 +162,7 @@ async function setUpRedis() {
 
 /** One line saying what is missing; with CI=true the run fails instead of skipping. */
 function missing(what, line) {
-  if (isCi()) throw new Error(`${what}: ${line.replace(/; skipping.*$/, '')} (CI=true: the Redis suites must run)`);
+  if (isCi()) throw new SetupError(`${what}: ${line.replace(/; skipping.*$/, '')} (CI=true: the Redis suites must run)`);
   log(`${what}: ${line}`);
 }
 
@@ -194,7 +198,7 @@ async function startRedisServer(binary, where) {
   started.redis = redis;
   let output = '';
   await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis: ${binary} did not get ready within 10 s:\n${output}`)), 10_000);
+    const timer = setTimeout(() => reject(new SetupError(`redis: ${binary} did not get ready within 10 s:\n${output}`)), 10_000);
     const collect = (chunk) => {
       output += chunk.toString();
       if (output.includes('Ready to accept connections')) {
@@ -206,11 +210,11 @@ async function startRedisServer(binary, where) {
     redis.stderr.on('data', collect);
     redis.once('error', (error) => {
       clearTimeout(timer);
-      reject(new Error(`redis: could not run ${binary}: ${error.message}`));
+      reject(new SetupError(`redis: could not run ${binary}: ${error.message}`));
     });
     redis.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`redis: ${binary} exited with ${code}:\n${output}`));
+      reject(new SetupError(`redis: ${binary} exited with ${code}:\n${output}`));
     });
   });
   redis.stdout.resume();
