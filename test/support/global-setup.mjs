@@ -66,7 +66,9 @@ async function setUpPostgres() {
   const where = redact(url);
   if (explicit) throw new SetupError(`postgres: TEST_POSTGRES_URL (${where}) does not answer: ${problem.message}`);
   if (!NOTHING_THERE.has(problem.code)) {
-    throw new SetupError(`postgres: the server at ${where} answered but refused the test connection: ${problem.message}`);
+    throw new SetupError(`postgres: the server at ${where} answered but refused the test connection ` +
+      `(${problem.message}); set TEST_POSTGRES_URL to a role there that may create databases, or free the port ` +
+      'so that an embedded PostgreSQL is started');
   }
   process.env.TEST_POSTGRES_URL = await startEmbeddedPostgres(where);
 }
@@ -123,7 +125,7 @@ async function startEmbeddedPostgres(where) {
   started.postgres = server;
   try {
     await server.initialise();
-    await server.start();
+    await withTimeout(server.start(), 60_000, 'no "ready to accept connections" within 60 s');
   } catch (error) {
     throw new SetupError(`postgres: nothing answers at ${where} and the embedded PostgreSQL did not start: ` +
       `${error?.message ?? 'the server exited'}\n${output.join('').trim()}`);
@@ -252,6 +254,14 @@ function killLeftovers() {
   if (redis && redis.exitCode === null) redis.kill('SIGKILL');
   if (postgres?.process && postgres.process.exitCode === null) postgres.process.kill('SIGKILL');
   if (postgresDir) rmSync(postgresDir, { recursive: true, force: true });
+}
+
+function withTimeout(promise, ms, message) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function findOnPath(name) {
