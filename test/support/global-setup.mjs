@@ -158,7 +158,7 @@ async function setUpRedis() {
     process.env.TEST_REDIS_URL = await startRedisServer(binary, redact(url));
     return;
   }
-  process.env.TEST_REDIS_MISSING = `no server at ${redact(url)} and no redis-server on PATH`;
+  process.env.TEST_REDIS_MISSING = `no server at ${hostPort(url)} and no redis-server on PATH`;
   missing('redis', `no server at ${hostPort(url)} and no redis-server on PATH; skipping the Redis suites`);
 }
 
@@ -205,6 +205,8 @@ async function startRedisServer(binary, where) {
       output += chunk.toString();
       if (output.includes('Ready to accept connections')) {
         clearTimeout(timer);
+        redis.stdout.off('data', collect);
+        redis.stderr.off('data', collect);
         resolve();
       }
     };
