@@ -1,6 +1,7 @@
 import { UsersService } from '../src/users/users.service';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
 import { expectProblem, signUp } from './support/fixtures';
+import { REDIS_MISSING, TEST_REDIS_URL } from './support/redis';
 import { TestSmtpServer } from './support/smtp';
 import { matrix, startTestApp, TestApp, useTestApp } from './support/test-app';
 
@@ -46,7 +47,7 @@ describe.each(matrix(DATABASES))('access-check user cache on %s with %s', (datab
   });
 });
 
-describe.each(DATABASES.includes('postgres') ? ['fastify', 'express'] as const : [])(
+(DATABASES.includes('postgres') && !REDIS_MISSING ? describe : describe.skip).each(['fastify', 'express'] as const)(
   'access-check cache across two instances sharing Redis with %s',
   (adapter) => {
     let database: TestDatabase;
@@ -57,7 +58,7 @@ describe.each(DATABASES.includes('postgres') ? ['fastify', 'express'] as const :
     beforeAll(async () => {
       database = await createTestDatabase('postgres');
       smtp = await TestSmtpServer.start();
-      const env = { USER_CACHE_TTL_SECONDS: '60', REDIS_URL: 'redis://127.0.0.1:6379' };
+      const env = { USER_CACHE_TTL_SECONDS: '60', REDIS_URL: TEST_REDIS_URL };
       a = await startTestApp({ adapter, databaseUrl: database.url, smtpUrl: smtp.url, env });
       b = await startTestApp({ adapter, databaseUrl: database.url, smtpUrl: smtp.url, env });
     });

@@ -1,7 +1,8 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { createTestDatabase, TestDatabase } from './support/databases';
+import { createTestDatabase, DATABASES, TestDatabase } from './support/databases';
 import { signUp } from './support/fixtures';
 import { TestSmtpServer } from './support/smtp';
+import { REDIS_SERVER_BIN, REDIS_SERVER_MISSING } from './support/redis';
 import { freePort } from './support/standalone';
 import { ADAPTERS, startTestApp, TestApp } from './support/test-app';
 
@@ -9,7 +10,7 @@ const AUTH = '/api/v1/auth';
 
 /** A Redis of this test's own, so stopping it disturbs no other suite. */
 async function startRedis(port: number): Promise<ChildProcess> {
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+  const redis = spawn(REDIS_SERVER_BIN, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -38,11 +39,14 @@ async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise
   }
 }
 
+/** Needs PostgreSQL and a redis-server binary (it runs a Redis of its own), not the shared Redis. */
+const describeHere = DATABASES.includes('postgres') && !REDIS_SERVER_MISSING ? describe : describe.skip;
+
 /**
  * Redis stopped mid-run: the service keeps answering (limits fail open), says so once in the log and in
  * /health/ready, and enforces the shared limits again once Redis is back, without a restart.
  */
-describe.each(ADAPTERS)('Redis outage with %s on PostgreSQL', (adapter) => {
+describeHere.each(ADAPTERS)('Redis outage with %s on PostgreSQL', (adapter) => {
   let database: TestDatabase;
   let smtp: TestSmtpServer;
   let redis: ChildProcess;

@@ -2,11 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { createTestDatabase, TestDatabase } from './support/databases';
+import { createTestDatabase, DATABASES, TestDatabase } from './support/databases';
+import { REDIS_MISSING, redisDatabaseUrl } from './support/redis';
 import { RunningApp, startStandalone } from './support/standalone';
 
 const REDIS_DB = 14;
-const REDIS_URL = `redis://127.0.0.1:6379/${REDIS_DB}`;
+const REDIS_URL = redisDatabaseUrl(REDIS_DB);
 
 async function post(app: RunningApp, path: string, body: object, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(`${app.baseUrl}/api/v1/auth${path}`, {
@@ -16,8 +17,10 @@ async function post(app: RunningApp, path: string, body: object, headers: Record
   });
 }
 
+const describeHere = DATABASES.includes('postgres') && !REDIS_MISSING ? describe : describe.skip;
+
 /** Two separate OS processes of the built app on one PostgreSQL database and one Redis enforce one limit. */
-describe('two app processes sharing Redis', () => {
+describeHere('two app processes sharing Redis', () => {
   let database: TestDatabase;
   let cwd: string;
   let a: RunningApp;
