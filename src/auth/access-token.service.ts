@@ -26,9 +26,24 @@ export interface IssuedAccessToken {
   expiresInSeconds: number;
 }
 
+/** Signatures checked with a key pair are remembered (bounded): one Ed25519 or P-256 check costs ~100 µs. */
+const VERIFIED_CACHE_MAX = 10_000;
+
+interface Verified {
+  payload: Record<string, unknown>;
+  kid: string;
+}
+
 /** Issues access tokens and checks the ones presented: signature, algorithm, key, `iss`, `aud`, `exp`. */
 @Injectable()
 export class AccessTokenService {
+  /**
+   * Tokens whose signature checked out, by the whole token: a client sends the same token many times,
+   * and an asymmetric check would otherwise halve the guarded route's throughput (BENCHMARKS.md,
+   * "Signing keys"). Whether the key is still published, and the claims, are checked on every request.
+   */
+  private readonly verified = new Map<string, Verified>();
+
   constructor(
     private readonly keys: SigningKeys,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
@@ -58,11 +73,9 @@ export class AccessTokenService {
    * and the key is the one its `kid` names, unless revoked or retired past its tokens' lifetime.
    */
   async verify(token: string): Promise<Record<string, unknown> | null> {
-    const jws = decodeJws(token);
-    if (!jws) return null;
-    const key = await this.keys.verificationKey(jws.header.kid, jws.header.alg);
-    if (!key || !verifyJwsSignature(this.config.jwtAlgorithm, key, jws.signingInput, jws.signature)) return null;
-    const { exp, nbf, iss, aud } = jws.payload;
+    const payload = await this.signedPayload(token);
+    if (!payload) return null;
+    const { exp, nbf, iss, aud } = payload;
     const now = Date.now() / 1000;
     // Without `exp` a token would never expire.
     if (typeof exp !== 'number' || exp <= now) return null;
@@ -70,6 +83,20 @@ export class AccessTokenService {
     if (iss !== this.config.jwtIssuer) return null;
     const audiences = Array.isArray(aud) ? aud : [aud];
     if (!audiences.includes(this.config.jwtAudience)) return null;
+    return payload;
+  }
+
+  private async signedPayload(token: string): Promise<Record<string, unknown> | null> {
+    const cached = this.verified.get(token);
+    if (cached) return this.keys.isPublished(cached.kid) ? cached.payload : null;
+    const jws = decodeJws(token);
+    if (!jws) return null;
+    const key = await this.keys.verificationKey(jws.header.kid, jws.header.alg);
+    if (!key || !verifyJwsSignature(this.config.jwtAlgorithm, key, jws.signingInput, jws.signature)) return null;
+    if (this.keys.publishesKeys && jws.header.kid !== undefined) {
+      if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(token, { payload: jws.payload, kid: jws.header.kid });
+    }
     return jws.payload;
   }
 }

@@ -112,6 +112,12 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
     if (this.timer) clearInterval(this.timer);
   }
 
+  /** Whether a token naming `kid` may still be accepted: the key is published (not revoked, not retired). */
+  isPublished(kid: string): boolean {
+    const key = this.keys.get(kid);
+    return key !== undefined && publishedOf([...this.keys.values()], this.algorithm, this.now(), this.ttlMs()).includes(key);
+  }
+
   /** Whether tokens are signed with key pairs (EdDSA, ES256) that a JWKS publishes. */
   get publishesKeys(): boolean {
     return this.hmac === null;
@@ -138,7 +144,7 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
       await this.load();
       key = this.keys.get(kid);
     }
-    return key && publishedOf([...this.keys.values()], this.algorithm, this.now(), this.ttlMs()).includes(key) ? key.publicKey : null;
+    return key && this.isPublished(kid) ? key.publicKey : null;
   }
 
   /** The JWKS (RFC 7517) of every key a verifier may meet: pending, signing and retired but not yet expired. */
