@@ -1,5 +1,6 @@
 import type { OpenAPIV3 } from 'openapi-types';
 import { DataSource } from 'typeorm';
+import { base32Decode, hotp, stepAt } from '../src/mfa/totp';
 import { PasswordHasher } from '../src/passwords/password-hasher';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
 import { newAccount, SignedUp, signUp } from './support/fixtures';
@@ -191,7 +192,8 @@ describe('the OpenAPI document matches every response', () => {
     const { t, database } = await app();
     const user = await signUp(t.http);
     await t.drainMail();
-    for (const table of ['refresh_tokens', 'user_sessions', 'password_reset_tokens', 'email_verification_tokens', 'mail_outbox', 'users']) {
+    const tables = ['mfa_challenges', 'recovery_codes', 'totp_factors', 'refresh_tokens', 'user_sessions', 'password_reset_tokens', 'email_verification_tokens', 'mail_outbox', 'users'];
+    for (const table of tables) {
       await sql(database, databaseKind === 'postgres' ? `DROP TABLE ${table} CASCADE` : `DROP TABLE ${table}`);
     }
     const bodies: Record<string, object> = {
@@ -203,6 +205,9 @@ describe('the OpenAPI document matches every response', () => {
       'verify-email': { token: 'x'.repeat(43) },
       'resend-verification': { email: user.account.email },
       'change-password': { old_password: user.account.password, new_password: 'a new pass phrase' },
+      'signin/mfa': { mfa_token: 'x'.repeat(43), code: '123456' },
+      'mfa/totp/confirm': { code: '123456' },
+      'mfa/totp/disable': { code: '123456' },
     };
     for (const key of doc.operations.filter((k) => k.includes(AUTH) && k !== op('GET', 'jwks'))) {
       const route = key.split(`${AUTH}/`)[1];
@@ -210,6 +215,44 @@ describe('the OpenAPI document matches every response', () => {
     }
     await t.app.get(DataSource).destroy();
     expect(doc.check('GET /health/ready', await t.http().get('/health/ready')).status).toBe(503);
+    expect(doc.mismatches.slice(before)).toEqual([]);
+  });
+
+  it('documents the second factor: setup, confirm, the two-step sign-in, recovery codes, disable', async () => {
+    const { t } = started[0];
+    const before = doc.mismatches.length;
+    let clockMs = 0;
+    const nextStep = () => {
+      t.advanceClock(30_000);
+      clockMs += 30_000;
+    };
+    const code = (secret: Buffer) => hotp(secret, stepAt(Date.now() + clockMs));
+    const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+    const { account, token } = await signUp(t.http);
+    const first = await t.http().post(`${AUTH}/signin`).send(account);
+    const setup = doc.check(op('POST', 'mfa/totp/setup'), await t.http().post(`${AUTH}/mfa/totp/setup`).set(bearer(token)));
+    expect(setup.status).toBe(200);
+    const secret = base32Decode(setup.body.secret);
+    doc.check(op('POST', 'mfa/totp/confirm'), await t.http().post(`${AUTH}/mfa/totp/confirm`).set(bearer(token)).send({ code: '000000' }));
+    const confirmed = doc.check(op('POST', 'mfa/totp/confirm'), await t.http().post(`${AUTH}/mfa/totp/confirm`).set(bearer(token)).send({ code: code(secret) }));
+    expect(confirmed.status).toBe(200);
+    doc.check(op('POST', 'mfa/totp/setup'), await t.http().post(`${AUTH}/mfa/totp/setup`).set(bearer(token)));
+    doc.check(op('POST', 'mfa/recovery-codes'), await t.http().post(`${AUTH}/mfa/recovery-codes`).set(bearer(token)));
+    doc.check(op('POST', 'mfa/totp/disable'), await t.http().post(`${AUTH}/mfa/totp/disable`).set(bearer(token)).send({ code: code(secret) }));
+    expect(first.status).toBe(200);
+
+    nextStep();
+    const challenge = doc.check(op('POST', 'signin'), await t.http().post(`${AUTH}/signin`).send(account));
+    expect(challenge.status).toBe(403);
+    doc.check(op('POST', 'signin/mfa'), await t.http().post(`${AUTH}/signin/mfa`).send({ mfa_token: challenge.body.mfa_token, code: '000000' }));
+    doc.check(op('POST', 'signin/mfa'), await t.http().post(`${AUTH}/signin/mfa`).send({ mfa_token: 'x'.repeat(43), code: code(secret) }));
+    const signedIn = doc.check(op('POST', 'signin/mfa'), await t.http().post(`${AUTH}/signin/mfa`).send({ mfa_token: challenge.body.mfa_token, code: code(secret) }));
+    expect(signedIn.status).toBe(200);
+    const aal2 = signedIn.body.access_token as string;
+    expect(doc.check(op('POST', 'mfa/recovery-codes'), await t.http().post(`${AUTH}/mfa/recovery-codes`).set(bearer(aal2))).status).toBe(200);
+    nextStep();
+    const off = doc.check(op('POST', 'mfa/totp/disable'), await t.http().post(`${AUTH}/mfa/totp/disable`).set(bearer(aal2)).send({ code: code(secret) }));
+    expect(off.status).toBe(200);
     expect(doc.mismatches.slice(before)).toEqual([]);
   });
 
