@@ -185,8 +185,9 @@ export class UsersService {
 
   /** The user's token version, read under a row lock (PostgreSQL) so a password change cannot commit in between. */
   async lockTokenVersion(manager: EntityManager, id: number): Promise<number | null> {
-    await this.lockForUpdate(manager, id);
-    const row = await manager.getRepository(User).findOne({ select: { id: true, tokenVersion: true }, where: { id } });
-    return row?.tokenVersion ?? null;
+    // One statement: the lock and the read together (SQLite runs one transaction at a time anyway).
+    const query = manager.getRepository(User).createQueryBuilder('user').select('user.token_version', 'version').where('user.id = :id', { id });
+    const row = await (this.transactions.isPostgres ? query.setLock('pessimistic_write') : query).getRawOne<{ version: number }>();
+    return row?.version ?? null;
   }
 }

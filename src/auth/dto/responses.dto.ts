@@ -183,7 +183,12 @@ export class TotpSetupResponse {
   qr_code: string;
 }
 
+const RECOVERY_CODES_EXAMPLE = [
+  'k7pm-3qzx-hw2d', 'a9rt-vn4c-e8jy', 'm2xq-6fbp-t3wk', 'c5dh-j8nr-q4za', 'w3ey-p7ks-b6mt',
+  'r8gv-2zhc-n5xp', 'f4tq-w9md-k2jb', 'y6nc-h3rx-v7ep', 'd2kw-s5qa-g8hz', 'p9bj-t4ve-x3mc',
+];
+
 export class RecoveryCodesResponse {
-  @ApiProperty({ type: [String], minItems: 10, maxItems: 10, description: 'Ten single-use codes, shown once: each signs in once in place of a TOTP code', example: ['abcd-efgh-jkmn'] })
+  @ApiProperty({ type: [String], minItems: 10, maxItems: 10, description: 'Ten single-use codes, shown once: each signs in once in place of a TOTP code', example: RECOVERY_CODES_EXAMPLE })
   recovery_codes: string[];
 }
