@@ -4,7 +4,8 @@ import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import request from 'supertest';
-import { AUTH_ENTITIES, AUTH_MIGRATIONS, AuthModule, CurrentUser, JwtAuthGuard, Public, User, UsersService } from '../src';
+import { AUTH_ENTITIES, AUTH_MIGRATIONS, AuthModule, CurrentUser, JwtAuthGuard, Public, RequireAal, User, UsersService } from '../src';
+import { base32Decode, hotp, stepAt } from '../src/mfa/totp';
 import { createTestDatabase, DATABASES, TestDatabase } from './support/databases';
 import { newAccount } from './support/fixtures';
 import { TestSmtpServer } from './support/smtp';
@@ -40,6 +41,13 @@ class PagesController {
   @Get('account')
   account(@CurrentUser() user: User): { email: string } {
     return { email: user.email };
+  }
+
+  /** A sensitive page of the host: a user with a second factor must have shown it in this session. */
+  @Get('billing')
+  @RequireAal('aal2')
+  billing(@CurrentUser() user: User): { owner: string } {
+    return { owner: user.username };
   }
 }
 
@@ -120,6 +128,25 @@ describe.each(matrix(DATABASES))(
       await request(app.getHttpServer()).get('/pages/home').expect(200, { page: 'home' });
       await request(app.getHttpServer()).get('/pages/account').expect(401);
       await request(app.getHttpServer()).get('/pages/account').auth(body.access_token, { type: 'bearer' }).expect(200, { email: account.email });
+    });
+
+    it("applies @RequireAal('aal2') to the host's routes: open without a second factor, aal2 once one is on", async () => {
+      const account = newAccount();
+      const http = () => request(app.getHttpServer());
+      const { body } = await http().post('/api/v1/auth/signup').send(account).expect(201);
+      const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+      await http().get('/pages/billing').set(bearer(body.access_token)).expect(200, { owner: account.username });
+
+      const setup = await http().post('/api/v1/auth/mfa/totp/setup').set(bearer(body.access_token)).expect(200);
+      const secret = base32Decode(setup.body.secret);
+      await http().post('/api/v1/auth/mfa/totp/confirm').set(bearer(body.access_token)).send({ code: hotp(secret, stepAt(Date.now())) }).expect(200);
+      // The password-only token of the session that turned TOTP on: not enough any more.
+      const refused = await http().get('/pages/billing').set(bearer(body.access_token));
+      // The host installs no problem details filter: its own routes answer in Nest's default format.
+      expect(refused.status).toBe(403);
+      expect(refused.body.message).toBe('Additional authentication required');
+      const refreshed = await http().post('/api/v1/auth/refresh').send({ refresh_token: body.refresh_token }).expect(200);
+      await http().get('/pages/billing').set(bearer(refreshed.body.access_token)).expect(200, { owner: account.username });
     });
 
     it('answers its own routes with problem details even under the host app', async () => {
