@@ -185,6 +185,38 @@ describe.each(DATABASES.flatMap((db) => (['EdDSA', 'ES256'] as const).map((alg) 
   },
 );
 
+describe('rotation on schedule', () => {
+  let database: TestDatabase;
+  let app: Listening;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('sqlite');
+    app = await listening(database, { JWT_ALGORITHM: 'EdDSA' }, { signingKeys: { rotationDays: 1, publishDelaySeconds: 60, refreshSeconds: 1 } });
+  });
+
+  afterAll(async () => {
+    await app?.t.close();
+    await database?.drop();
+  });
+
+  const kids = async () => ((await app.t.http().get(`${AUTH}/jwks`).expect(200)).body.keys as { kid: string }[]).map((key) => key.kid);
+
+  it('makes the next key when the current one is due, publishes it first, and signs with it after the delay', async () => {
+    const [first] = await kids();
+    expect(await kids()).toEqual([first]);
+    // A day less the publish delay on: the next key is due, published, not yet signing.
+    app.t.advanceClock(24 * 3600 * 1000 - 60 * 1000);
+    await waitUntil('the next key is published', async () => (await kids()).length === 2, 3000);
+    const next = (await kids()).find((kid) => kid !== first)!;
+    expect(decodeProtectedHeader((await signUp(app)).token).kid).toBe(first);
+    expect(await sql(database, 'SELECT kid FROM signing_keys')).toHaveLength(2); // made once, not on every reload
+    app.t.advanceClock(61 * 1000);
+    const { token } = await signUp(app);
+    expect(decodeProtectedHeader(token).kid).toBe(next);
+    await me(app, token).expect(200);
+  });
+});
+
 describe('HS256 (the default)', () => {
   let database: TestDatabase;
   let app: Listening;
