@@ -19,7 +19,7 @@ const ALLOWED: Record<string, string[]> = {
   passwords: ['common', 'options'],
   'rate-limits': ['common', 'options'],
   'signing-keys': ['common', 'options'],
-  mfa: ['users', 'common', 'options'],
+  mfa: ['one-time-tokens', 'users', 'common', 'options'],
   common: ['options'],
   options: [],
   migrations: ['options'],

@@ -1,4 +1,5 @@
 import { Column, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
+import { OneTimeToken } from '../one-time-tokens/one-time-token.entity';
 import { AuthEntity } from '../options/table-prefix';
 import { User } from '../users/user.entity';
 
@@ -51,27 +52,15 @@ export class RecoveryCode {
   createdAt: Date;
 }
 
-/** The `mfa_token` of a sign-in waiting for its second factor: single use, five minutes, one account. */
+/**
+ * The `mfa_token` of a sign-in waiting for its second factor: single use, five minutes, one account.
+ * Unlike a mailed token, a newer one does not void the older: two devices may be signing in at once.
+ */
 @AuthEntity('mfa_challenges')
+@Index('UQ_mfa_challenges_token_hash', ['tokenHash'], { unique: true })
 @Index('IDX_mfa_challenges_user_id', ['userId'])
-export class MfaChallenge {
-  @PrimaryColumn({ name: 'token_hash', type: 'varchar', length: 64 })
-  tokenHash: string;
-
-  @Column({ name: 'user_id', type: 'integer' })
-  userId: number;
-
-  @ManyToOne(() => User, { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'user_id' })
-  user?: User;
-
+export class MfaChallenge extends OneTimeToken {
   /** The user's token version when the password was checked: a password change in between voids it. */
   @Column({ name: 'token_version', type: 'integer' })
   tokenVersion: number;
-
-  @Column({ name: 'expires_at', type: Date })
-  expiresAt: Date;
-
-  @Column({ name: 'used_at', type: Date, nullable: true })
-  usedAt: Date | null;
 }

@@ -109,7 +109,7 @@ export class MfaService {
 
   /** Spends a challenge; false when another request spent it first. */
   async spendChallenge(manager: EntityManager, challenge: MfaChallenge): Promise<boolean> {
-    const spent = await manager.getRepository(MfaChallenge).update({ tokenHash: challenge.tokenHash, usedAt: IsNull() }, { usedAt: this.config.clock() });
+    const spent = await manager.getRepository(MfaChallenge).update({ id: challenge.id, usedAt: IsNull() }, { usedAt: this.config.clock() });
     return spent.affected === 1;
   }
 

@@ -6,7 +6,9 @@ export class SecondFactor1764120000000 implements MigrationInterface {
   name = 'SecondFactor1764120000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    const timestamp = queryRunner.connection.driver.options.type === 'postgres' ? 'timestamptz' : 'datetime';
+    const postgres = queryRunner.connection.driver.options.type === 'postgres';
+    const timestamp = postgres ? 'timestamptz' : 'datetime';
+    const now = postgres ? 'now()' : "(strftime('%Y-%m-%d %H:%M:%f', 'now'))";
     const userForeignKey = (table: string) => ({
       name: authName(`FK_${table}_user_id`),
       columnNames: ['user_id'],
@@ -50,13 +52,18 @@ export class SecondFactor1764120000000 implements MigrationInterface {
       new Table({
         name: authName('mfa_challenges'),
         columns: [
-          { name: 'token_hash', type: 'varchar', length: '64', isPrimary: true },
+          { name: 'id', type: 'integer', isPrimary: true, isGenerated: true, generationStrategy: 'increment' },
           { name: 'user_id', type: 'integer' },
+          { name: 'token_hash', type: 'varchar', length: '64' },
           { name: 'token_version', type: 'integer' },
           { name: 'expires_at', type: timestamp },
           { name: 'used_at', type: timestamp, isNullable: true },
+          { name: 'created_at', type: timestamp, default: now },
         ],
-        indices: [new TableIndex({ name: authName('IDX_mfa_challenges_user_id'), columnNames: ['user_id'] })],
+        indices: [
+          new TableIndex({ name: authName('UQ_mfa_challenges_token_hash'), columnNames: ['token_hash'], isUnique: true }),
+          new TableIndex({ name: authName('IDX_mfa_challenges_user_id'), columnNames: ['user_id'] }),
+        ],
         foreignKeys: [userForeignKey('mfa_challenges')],
       }),
     );
