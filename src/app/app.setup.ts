@@ -71,7 +71,7 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     app.enableCors({
       origin: config.corsOrigins,
       credentials: config.refreshTokenCookie,
-      methods: ['GET', 'POST', 'DELETE'],
+      methods: ['GET', 'POST', 'PATCH', 'DELETE'],
       allowedHeaders: ['Authorization', 'Content-Type'],
       exposedHeaders: ['Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'],
       maxAge: 600,

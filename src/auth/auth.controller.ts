@@ -7,6 +7,7 @@ import {
   HttpStatus,
   NotFoundException,
   Param,
+  Patch,
   Post,
   Req,
   Res,
@@ -34,6 +35,7 @@ import {
   SignInDto,
   SignInMfaDto,
   SignUpDto,
+  UpdateMeDto,
   VerifyEmailDto,
 } from './dto/requests.dto';
 import {
@@ -316,6 +318,14 @@ export class AuthController {
   @ApiOkResponse({ type: UserResponse })
   me(@CurrentUser() user: User): UserResponse {
     return UserResponse.from(user);
+  }
+
+  @Patch('me')
+  @BearerJsonRoute({ problems: { 400: [AuthErrors.USERNAME_ALREADY_TAKEN] }, unexpected: AuthErrors.PROFILE_UPDATE_FAILED })
+  @ApiOperation({ summary: 'Change the username or full name (`full_name: null` clears it; `{}` changes nothing)' })
+  @ApiOkResponse({ type: UserResponse })
+  updateMe(@CurrentUser() user: User, @ValidBody() dto: UpdateMeDto, @RequestCtx() ctx: RequestContext): Promise<UserResponse> {
+    return this.auth.updateMe(user, dto, ctx);
   }
 
   @Get('jwks')

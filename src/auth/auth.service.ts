@@ -31,6 +31,7 @@ import {
   SignInDto,
   SignInMfaDto,
   SignUpDto,
+  UpdateMeDto,
   VerifyEmailDto,
 } from './dto/requests.dto';
 import { RecoveryCodesResponse, SessionResponse, SuccessResponse, TokenResponse, TotpSetupResponse, UserResponse } from './dto/responses.dto';
@@ -164,6 +165,18 @@ export class AuthService implements OnApplicationShutdown {
     await this.signinFailures.succeeded(user.email, ctx.ip);
     this.audit(outcome.factor === 'recovery-code' ? 'signed_in_recovery_code' : 'signed_in_mfa', user.id, ctx, outcome.session.sessionId);
     return this.tokenResponse(user, outcome.session);
+  }
+
+  /** `PATCH /me`: the username and full name; the same rules as at sign-up. */
+  async updateMe(user: User, dto: UpdateMeDto, ctx: RequestContext): Promise<UserResponse> {
+    try {
+      const updated = await this.users.updateProfile(user.id, { username: dto.username, fullName: dto.full_name });
+      this.audit('profile_updated', user.id, ctx);
+      return UserResponse.from(updated);
+    } catch (error) {
+      if (error instanceof UserAlreadyExistsError) throw this.alreadyExists(error.field);
+      throw error;
+    }
   }
 
   /** Starts TOTP: a new secret (pending until confirmed), its key URI and QR code. */

@@ -21,6 +21,7 @@ export const AuthErrors = {
   NO_PENDING_MFA: 'No pending two-factor setup',
   ADDITIONAL_AUTH_REQUIRED: 'Additional authentication required',
   MFA_FAILED: 'Error managing two-factor authentication',
+  PROFILE_UPDATE_FAILED: 'Error updating profile',
   TOO_MANY_REQUESTS: 'Too many requests, try again later',
   BUSY: 'The service is busy, try again in a moment',
   TOO_MANY_MAIL_REQUESTS: 'Too many requests for this email address, try again later',

@@ -128,6 +128,33 @@ export class UsersService {
   }
 
   /**
+   * Changes the username and/or full name (`null` clears it). A username another account holds, in any
+   * case, is refused with `UserAlreadyExistsError`; the unique index decides a race.
+   */
+  async updateProfile(id: number, changes: { username?: string; fullName?: string | null }): Promise<User> {
+    const set: Partial<User> = {};
+    if (changes.fullName !== undefined) set.fullName = changes.fullName;
+    if (changes.username !== undefined) {
+      const canonical = canonicalUsername(changes.username);
+      const holder = await this.users.findOne({ select: { id: true }, where: { usernameCanonical: canonical } });
+      if (holder && holder.id !== id) throw new UserAlreadyExistsError('username');
+      set.username = changes.username;
+      set.usernameCanonical = canonical;
+    }
+    try {
+      const user = await this.transactions.run(async (manager) => {
+        if (Object.keys(set).length > 0) await manager.getRepository(User).update({ id }, set);
+        return (await this.findById(id, manager))!;
+      });
+      this.changes.notify(id);
+      return user;
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new UserAlreadyExistsError('username');
+      throw error;
+    }
+  }
+
+  /**
    * Locks the user's row until the caller's transaction ends, so requests for one account that count
    * and then write (the mail caps) take turns. SQLite needs no lock: its transactions already run one
    * at a time.

@@ -1,7 +1,7 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '../../common/openapi';
 import { Transform } from 'class-transformer';
-import { isEmail, IsOptional, IsString, Length, Matches, MaxLength, ValidateBy } from 'class-validator';
+import { isEmail, IsOptional, IsString, Length, Matches, MaxLength, ValidateBy, ValidateIf } from 'class-validator';
 import { canonicalEmail, canonicalUsername, normalizeEmail } from '../../users/users.service';
 import { characterCount, IsCurrentPassword, IsNewPassword } from '../../passwords/password.validator';
 
@@ -106,33 +106,58 @@ function EmailField(): PropertyDecorator {
   );
 }
 
+/** A username: the same rules at sign-up and when it changes. */
+function UsernameField(options: { required?: boolean } = {}): PropertyDecorator {
+  return applyDecorators(
+    ApiProperty({
+      example: 'ada',
+      required: options.required ?? true,
+      minLength: 3,
+      maxLength: USERNAME_MAX_LENGTH,
+      pattern: USERNAME_PATTERN_PORTABLE,
+      description:
+        'Letters, digits, dot, dash and underscore (letters and digits of any script: Unicode \\p{L} and \\p{N}); ' +
+        'unique regardless of case. The pattern is exact for ASCII; beyond ASCII the server also refuses symbols ' +
+        'and punctuation',
+    }),
+    IsString(),
+    Length(3, USERNAME_MAX_LENGTH),
+    Matches(USERNAME_PATTERN, { message: 'username may contain only letters, digits, dot, dash and underscore' }),
+    FitsCanonicalUsername(),
+    // Optional means absent: `null` is not a username, so it is validated (and refused) like any value.
+    ...(options.required === false ? [ValidateIf((dto: { username?: unknown }) => dto.username !== undefined)] : []),
+  );
+}
+
+function FullNameField(): PropertyDecorator {
+  return applyDecorators(
+    ApiPropertyOptional({ type: String, example: 'Ada Lovelace', maxLength: 100, nullable: true }),
+    IsOptional(),
+    IsString(),
+    MaxLength(100),
+  );
+}
+
 export class SignUpDto {
   @EmailField()
   email: string;
 
-  @ApiProperty({
-    example: 'ada',
-    minLength: 3,
-    maxLength: USERNAME_MAX_LENGTH,
-    pattern: USERNAME_PATTERN_PORTABLE,
-    description:
-      'Letters, digits, dot, dash and underscore (letters and digits of any script: Unicode \\p{L} and \\p{N}); ' +
-      'unique regardless of case. The pattern is exact for ASCII; beyond ASCII the server also refuses symbols ' +
-      'and punctuation',
-  })
-  @IsString()
-  @Length(3, USERNAME_MAX_LENGTH)
-  @Matches(USERNAME_PATTERN, { message: 'username may contain only letters, digits, dot, dash and underscore' })
-  @FitsCanonicalUsername()
+  @UsernameField()
   username: string;
 
   @IsNewPassword('Password, 8 to 128 characters of any kind')
   password: string;
 
-  @ApiPropertyOptional({ type: String, example: 'Ada Lovelace', maxLength: 100, nullable: true })
-  @IsOptional()
-  @IsString()
-  @MaxLength(100)
+  @FullNameField()
+  full_name?: string | null;
+}
+
+/** `PATCH /me`: only what is given changes; `full_name: null` clears it. */
+export class UpdateMeDto {
+  @UsernameField({ required: false })
+  username?: string;
+
+  @FullNameField()
   full_name?: string | null;
 }
 
