@@ -5,6 +5,7 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
 import { type AuthModuleOptions, BODY_LIMIT_BYTES, ProblemDetailsFilter } from '..';
+import { answerClientError, answerFrameworkError } from './protocol-errors';
 import { securityHeaders } from './security-headers';
 import type { AppConfig } from './config/app-config';
 
@@ -29,7 +30,12 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     // Fastify 5 ignores a bare hop count; the function applies Express's rule (trust the last n hops).
     const hops = config.trustProxy;
     const trustProxy = typeof hops === 'number' ? (_address: string, hop: number) => hop < hops : hops;
-    const adapter = new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES, trustProxy });
+    const adapter = new FastifyAdapter({
+      bodyLimit: BODY_LIMIT_BYTES,
+      trustProxy,
+      clientErrorHandler: answerClientError,
+      frameworkErrors: answerFrameworkError,
+    });
     const fastify = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger, bodyParser: true });
     fastify.getHttpAdapter().getInstance().addHook('onRequest', (_request, reply, done) => {
       reply.headers(headers);
@@ -44,6 +50,7 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     express.set('trust proxy', config.trustProxy);
     express.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
     express.disable('x-powered-by');
+    express.getHttpServer().on('clientError', answerClientError);
     express.use((_request: unknown, response: { setHeaders(h: Map<string, string>): void }, next: () => void) => {
       response.setHeaders(headerMap);
       next();

@@ -6,13 +6,13 @@ import { ACCESS_TOKEN_TYPE, JWT_ALGORITHM } from './access-token.service';
 import { AccessUserCache } from './access-user-cache';
 import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 import { AuthErrors } from '../common/auth.errors';
+import { isSessionId } from '../sessions/sessions.service';
 import { AuthenticatedRequest, SESSION_ID_KEY } from './decorators';
 
 /** Named so it cannot clash with a `jwt` strategy the host app registers for itself. */
 export const AUTH_JWT_STRATEGY = 'auth-jwt';
 
 const USER_ID = /^[1-9][0-9]{0,9}$/;
-const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Ids are 32-bit integers; a larger `sub` would make PostgreSQL fail the lookup instead of finding nobody. */
 const MAX_USER_ID = 2 ** 31 - 1;
 
@@ -44,8 +44,7 @@ export class JwtStrategy extends PassportStrategy(Strategy, AUTH_JWT_STRATEGY) {
       USER_ID.test(sub) &&
       Number(sub) <= MAX_USER_ID &&
       Number.isInteger(ver) &&
-      typeof sid === 'string' &&
-      SESSION_ID.test(sid) &&
+      isSessionId(sid) &&
       // jsonwebtoken checks `exp` only when present; a token without one would never expire.
       typeof exp === 'number';
     if (!wellFormed) {

@@ -1,7 +1,7 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '../../common/openapi';
 import { Transform } from 'class-transformer';
-import { IsEmail, IsOptional, IsString, Length, Matches, MaxLength, ValidateBy } from 'class-validator';
+import { isEmail, IsOptional, IsString, Length, Matches, MaxLength, ValidateBy } from 'class-validator';
 import { canonicalUsername } from '../../users/users.service';
 import { characterCount, IsCurrentPassword, IsNewPassword } from '../../passwords/password.validator';
 
@@ -29,6 +29,23 @@ function FitsCanonicalUsername(): PropertyDecorator {
   });
 }
 
+/** In a `u` regex a surrogate pair is one code point, so only a surrogate without its partner matches. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * validator's `isEmail` throws (URIError) on a string with a lone surrogate, which JSON can carry
+ * (`"\ud800"`); that must be a 422 like any other bad address, not a 500.
+ */
+function IsEmailAddress(): PropertyDecorator {
+  return ValidateBy({
+    name: 'isEmail',
+    validator: {
+      validate: (value) => typeof value === 'string' && !LONE_SURROGATE.test(value) && isEmail(value),
+      defaultMessage: () => 'email must be a valid email address',
+    },
+  });
+}
+
 /** Surrounding spaces are dropped before the check; case is folded later, by `normalizeEmail`. */
 function EmailField(): PropertyDecorator {
   return applyDecorators(
@@ -36,7 +53,35 @@ function EmailField(): PropertyDecorator {
     Transform(({ value }) => (typeof value === 'string' ? value.trim() : value)),
     IsString(),
     MaxLength(EMAIL_MAX_LENGTH),
-    IsEmail({}, { message: 'email must be a valid email address' }),
+    IsEmailAddress(),
+  );
+}
+
+const FULL_NAME_MAX_LENGTH = 100;
+/** What neither PostgreSQL text nor UTF-8 can hold as sent: U+0000, and half a surrogate pair. */
+const UNSTORABLE = /[\u0000\p{Cs}]/u;
+
+/**
+ * The column holds 100 characters as PostgreSQL counts them (code points). class-validator's MaxLength
+ * leaves variation selectors (U+FE0F) out of its count, so 60 "❤️" (120 code points) passed it and the
+ * insert failed with a 500; and PostgreSQL refuses U+0000 in text outright.
+ */
+function StorableName(): PropertyDecorator {
+  return applyDecorators(
+    ValidateBy({
+      name: 'maxCharacters',
+      validator: {
+        validate: (value) => typeof value !== 'string' || characterCount(value) <= FULL_NAME_MAX_LENGTH,
+        defaultMessage: (args) => `${args?.property} must be at most ${FULL_NAME_MAX_LENGTH} characters`,
+      },
+    }),
+    ValidateBy({
+      name: 'storableText',
+      validator: {
+        validate: (value) => typeof value !== 'string' || !UNSTORABLE.test(value),
+        defaultMessage: (args) => `${args?.property} must not contain U+0000 or an unpaired surrogate`,
+      },
+    }),
   );
 }
 
@@ -63,10 +108,10 @@ export class SignUpDto {
   @IsNewPassword('Password, 8 to 128 characters of any kind')
   password: string;
 
-  @ApiPropertyOptional({ type: String, example: 'Ada Lovelace', maxLength: 100, nullable: true })
+  @ApiPropertyOptional({ type: String, example: 'Ada Lovelace', maxLength: FULL_NAME_MAX_LENGTH, nullable: true })
   @IsOptional()
   @IsString()
-  @MaxLength(100)
+  @StorableName()
   full_name?: string | null;
 }
 
