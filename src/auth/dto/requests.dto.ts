@@ -29,8 +29,11 @@ function FitsCanonicalUsername(): PropertyDecorator {
   });
 }
 
-/** In a `u` regex a surrogate pair is one code point, so only a surrogate without its partner matches. */
-const LONE_SURROGATE = /\p{Cs}/u;
+/**
+ * What neither PostgreSQL text nor UTF-8 can hold as sent: U+0000, and half a surrogate pair (in a `u`
+ * regex a whole pair is one code point, so `\p{Cs}` matches only a surrogate without its partner).
+ */
+const UNSTORABLE = /[\u0000\p{Cs}]/u;
 
 /**
  * validator's `isEmail` throws (URIError) on a string with a lone surrogate, which JSON can carry
@@ -40,7 +43,7 @@ function IsEmailAddress(): PropertyDecorator {
   return ValidateBy({
     name: 'isEmail',
     validator: {
-      validate: (value) => typeof value === 'string' && !LONE_SURROGATE.test(value) && isEmail(value),
+      validate: (value) => typeof value === 'string' && !UNSTORABLE.test(value) && isEmail(value),
       defaultMessage: () => 'email must be a valid email address',
     },
   });
@@ -58,8 +61,6 @@ function EmailField(): PropertyDecorator {
 }
 
 const FULL_NAME_MAX_LENGTH = 100;
-/** What neither PostgreSQL text nor UTF-8 can hold as sent: U+0000, and half a surrogate pair. */
-const UNSTORABLE = /[\u0000\p{Cs}]/u;
 
 /**
  * The column holds 100 characters as PostgreSQL counts them (code points). class-validator's MaxLength
