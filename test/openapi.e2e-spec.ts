@@ -6,6 +6,7 @@ import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/data
 import { newAccount, SignedUp, signUp } from './support/fixtures';
 import { DocumentChecker } from './support/openapi-validation';
 import { TestSmtpServer, tokenFromMail } from './support/smtp';
+import { TcpProxy } from './support/tcp-proxy';
 import { startTestApp, TestApp } from './support/test-app';
 
 const AUTH = '/api/v1/auth';
@@ -18,8 +19,8 @@ const ADAPTER = 'fastify';
  * transaction. Anything else documented and never answered fails the suite.
  */
 // The reset-password 404 cannot happen (see the README); the JWKS is served from memory, so no database
-// failure can make it a 500.
-const UNREACHABLE = [`${op('POST', 'reset-password')} -> 404`, `${op('GET', 'jwks')} -> 500`];
+// failure can make it a 500 or a 503.
+const UNREACHABLE = [`${op('POST', 'reset-password')} -> 404`, `${op('GET', 'jwks')} -> 500`, `${op('GET', 'jwks')} -> 503`];
 
 /**
  * Every operation of the served /docs-json driven with real requests, to each success and each error a
@@ -64,6 +65,26 @@ describe('the OpenAPI document matches every response', () => {
     let req = t.http()[verbs[method as keyof typeof verbs]](path);
     if (token) req = req.auth(token, { type: 'bearer' });
     return body === undefined ? req : req.send(body as object);
+  }
+
+  /** A body each operation accepts, so that a request reaches the database; none for the routes without one. */
+  function validBodyOf(key: string, user: SignedUp): object | undefined {
+    if (!doc.operation(key).requestBody) return undefined;
+    const bodies: Record<string, object> = {
+      signup: newAccount(),
+      signin: user.account,
+      refresh: { refresh_token: 'x'.repeat(43) },
+      'forgot-password': { email: user.account.email },
+      'reset-password': { token: 'x'.repeat(43), new_password: 'a new pass phrase' },
+      'verify-email': { token: 'x'.repeat(43) },
+      'resend-verification': { email: user.account.email },
+      'change-password': { old_password: user.account.password, new_password: 'a new pass phrase' },
+      'signin/mfa': { mfa_token: 'x'.repeat(43), code: '123456' },
+      'mfa/totp/confirm': { code: '123456' },
+      'mfa/totp/disable': { code: '123456' },
+      me: { full_name: 'Ada' },
+    };
+    return bodies[key.split(`${AUTH}/`)[1]];
   }
 
   it('documents successes and the errors of each route on a plain app', async () => {
@@ -200,24 +221,8 @@ describe('the OpenAPI document matches every response', () => {
     for (const table of tables) {
       await sql(database, databaseKind === 'postgres' ? `DROP TABLE ${table} CASCADE` : `DROP TABLE ${table}`);
     }
-    const bodies: Record<string, object> = {
-      signup: newAccount(),
-      signin: user.account,
-      refresh: { refresh_token: 'x'.repeat(43) },
-      'forgot-password': { email: user.account.email },
-      'reset-password': { token: 'x'.repeat(43), new_password: 'a new pass phrase' },
-      'verify-email': { token: 'x'.repeat(43) },
-      'resend-verification': { email: user.account.email },
-      'change-password': { old_password: user.account.password, new_password: 'a new pass phrase' },
-      'signin/mfa': { mfa_token: 'x'.repeat(43), code: '123456' },
-      'mfa/totp/confirm': { code: '123456' },
-      'mfa/totp/disable': { code: '123456' },
-    };
-    const patchBodies: Record<string, object> = { me: { full_name: 'Ada' } };
     for (const key of doc.operations.filter((k) => k.includes(AUTH) && k !== op('GET', 'jwks'))) {
-      const route = key.split(`${AUTH}/`)[1];
-      const body = key.startsWith('PATCH') ? patchBodies[route] : key.startsWith('GET') ? undefined : bodies[route];
-      expect([key, doc.check(key, await send(t, key, body, user.token)).status]).toEqual([key, 500]);
+      expect([key, doc.check(key, await send(t, key, validBodyOf(key, user), user.token)).status]).toEqual([key, 500]);
     }
     await t.app.get(DataSource).destroy();
     expect(doc.check('GET /health/ready', await t.http().get('/health/ready')).status).toBe(503);
@@ -270,9 +275,35 @@ describe('the OpenAPI document matches every response', () => {
     expect(doc.mismatches.slice(before)).toEqual([]);
   });
 
+  it('documents 503 on every auth route while the database cannot be reached', async () => {
+    if (databaseKind !== 'postgres') return; // see `unreachable` below
+    const before = doc.mismatches.length;
+    const database = await createTestDatabase('postgres');
+    const url = new URL(database.url);
+    const proxy = await TcpProxy.start({ host: url.hostname, port: Number(url.port || 5432) });
+    url.port = String(proxy.port);
+    const t = await startTestApp({ adapter: ADAPTER, databaseUrl: url.toString(), smtpUrl: smtp.url, env: { USER_CACHE_TTL_SECONDS: '0' } });
+    started.push({ t, database });
+    const user = await signUp(t.http);
+    await t.drainMail();
+    await proxy.refuse();
+    try {
+      // The JWKS is served from memory: it needs no database.
+      for (const key of doc.operations.filter((k) => k.includes(AUTH) && k !== op('GET', 'jwks'))) {
+        expect([key, doc.check(key, await send(t, key, validBodyOf(key, user), user.token)).status]).toEqual([key, 503]);
+      }
+    } finally {
+      await proxy.stop();
+    }
+    expect(doc.mismatches.slice(before)).toEqual([]);
+  });
+
+  /** SQLite cannot go away: only a write lock held past its 5 s busy timeout answers 503, too slow to wait for here. */
+  const unreachable = (status: string) => UNREACHABLE.includes(status) || (databaseKind === 'sqlite' && status.endsWith(' -> 503'));
+
   it('left no operation and no documented status unexercised', () => {
     expect(doc.unexercisedOperations()).toEqual([]);
-    expect(doc.unexercisedStatuses().filter((s) => !UNREACHABLE.includes(s))).toEqual([]);
+    expect(doc.unexercisedStatuses().filter((s) => !unreachable(s))).toEqual([]);
     process.stdout.write(`openapi: ${doc.operations.length} operations, ${doc.checked} responses validated\n`);
   });
 });

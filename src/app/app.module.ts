@@ -2,7 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule, type AuthModuleOptions } from '..';
 import type { AppConfig } from './config/app-config';
-import { dataSourceOptions } from './config/database';
+import { dataSourceOptions, runPendingMigrations } from './config/database';
 import { HealthController } from './health/health.controller';
 import { WellKnownController } from './well-known.controller';
 
@@ -48,7 +48,12 @@ export class AppModule {
       module: AppModule,
       imports: [
         // Pending migrations run before the app listens, so a fresh machine needs no extra step.
-        TypeOrmModule.forRoot(dataSourceOptions(config.database, { migrationsRun: true })),
+        TypeOrmModule.forRootAsync({
+          useFactory: async () => {
+            await runPendingMigrations(config.database);
+            return dataSourceOptions(config.database);
+          },
+        }),
         AuthModule.forRoot({ ...authOptionsFrom(config), ...authOverrides }),
       ],
       controllers: [HealthController, WellKnownController],

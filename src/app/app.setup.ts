@@ -6,6 +6,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
 import { type AuthModuleOptions, BODY_LIMIT_BYTES, fastifyFrameworkErrors, ProblemDetailsFilter } from '..';
+import { answerClientError } from './protocol-errors';
 import { securityHeaders } from './security-headers';
 import type { AppConfig } from './config/app-config';
 
@@ -36,6 +37,7 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     const adapter = new FastifyAdapter({
       bodyLimit: BODY_LIMIT_BYTES,
       trustProxy,
+      clientErrorHandler: answerClientError,
       // Fastify's router refuses a path parameter over 100 characters with its own 414 before any route
       // runs; Express has no such limit. Up to what Node accepts in a request line at all (16 KiB), the
       // route answers as on Express (an unknown session id is a 404), and beyond, problem details.
@@ -59,6 +61,7 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     express.set('trust proxy', config.trustProxy);
     express.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
     express.disable('x-powered-by');
+    express.getHttpServer().on('clientError', answerClientError);
     express.use((_request: unknown, response: { setHeaders(h: Map<string, string>): void }, next: () => void) => {
       response.setHeaders(headerMap);
       next();

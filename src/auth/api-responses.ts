@@ -47,7 +47,7 @@ const SUMMARIES: Partial<Record<number, string>> = {
   422: 'The body does not match the schema; `errors` lists each field',
   429: 'Rate limited: retry after `Retry-After` seconds',
   500: 'Unexpected failure, logged with `request_id`',
-  503: 'Busy: retry after `Retry-After` seconds',
+  503: 'Busy, or the database unavailable: retry after `Retry-After` seconds',
 };
 
 /**
@@ -97,6 +97,7 @@ function routeOfKind(kind: Kind, errors: RouteErrors = {}): MethodDecorator {
   for (const [status, details] of Object.entries(errors.problems ?? {})) add(Number(status), ...details);
   add(500, errors.unexpected ?? STATUS_CODES[500]!);
   if (errors.hashes) add(503, AuthErrors.BUSY);
+  add(503, AuthErrors.DATABASE_UNAVAILABLE);
 
   const decorators = [...statuses].sort(([a], [b]) => a - b).map(([status, details]) => problemResponse(status, details));
   return applyDecorators(

@@ -71,7 +71,7 @@ function newMocks() {
       findByEmailWithPassword: jest.fn().mockResolvedValue(null),
       findById: jest.fn().mockResolvedValue(null),
       findByIdWithPassword: jest.fn().mockResolvedValue(null),
-      changePassword: jest.fn().mockResolvedValue(undefined),
+      changePassword: jest.fn().mockResolvedValue(true),
       replacePasswordHash: jest.fn().mockResolvedValue(true),
       lockTokenVersion: jest.fn().mockResolvedValue(0),
     },
@@ -453,13 +453,23 @@ describe(AuthService.name, () => {
       await expectRejection(sut.changePassword(userStub(), dto, ctx), NotFoundException, 'User not found');
     });
 
+    it('refuses with 400 when another change committed after the current password was checked', async () => {
+      mocks.users.findByIdWithPassword.mockResolvedValue(userStub());
+      mocks.hasher.verify.mockResolvedValue('match');
+      mocks.users.changePassword.mockResolvedValue(false);
+
+      await expectRejection(sut.changePassword(userStub(), dto, ctx), BadRequestException, 'Incorrect current password');
+      expect(mocks.sessions.revokeAll).not.toHaveBeenCalled();
+      expect(mocks.outbox.enqueue).not.toHaveBeenCalled();
+    });
+
     it.each(['match', 'match-needs-rehash'])('stores the new hash after a %s', async (check) => {
       mocks.users.findByIdWithPassword.mockResolvedValue(userStub());
       mocks.hasher.verify.mockResolvedValue(check);
 
       await expect(sut.changePassword(userStub(), dto, ctx)).resolves.toEqual({ message: 'Password changed successfully' });
       expect(mocks.hasher.verify).toHaveBeenCalledWith(STORED_HASH, PASSWORD);
-      expect(mocks.users.changePassword).toHaveBeenCalledWith(TX, 7, NEW_HASH);
+      expect(mocks.users.changePassword).toHaveBeenCalledWith(TX, 7, NEW_HASH, STORED_HASH);
       expect(mocks.sessions.revokeAll).toHaveBeenCalledWith(TX, 7);
       expect(mocks.resetTokens.voidAll).toHaveBeenCalledWith(TX, 7);
       expect(mocks.outbox.enqueue).toHaveBeenCalledWith(TX, 'password-changed', expect.objectContaining({ id: 7 }));

@@ -374,7 +374,11 @@ export class AuthService implements OnApplicationShutdown {
     await this.signinFailures.succeeded(user.email, ctx.ip);
     const hashedPassword = await this.hasher.hash(dto.new_password);
     await this.transactions.run(async (manager) => {
-      await this.users.changePassword(manager, user.id, hashedPassword);
+      // Checked against the hash read above: a change or reset that committed since makes the password
+      // presented no longer the current one.
+      if (!(await this.users.changePassword(manager, user.id, hashedPassword, user.hashedPassword))) {
+        throw new BadRequestException(AuthErrors.INCORRECT_CURRENT_PASSWORD);
+      }
       await this.sessions.revokeAll(manager, user.id);
       // A reset link mailed before the change would otherwise still set a password afterwards.
       await this.resetTokens.voidAll(manager, user.id);

@@ -3,10 +3,10 @@ import { User } from '../users/user.entity';
 import { AuthErrors } from '../common/auth.errors';
 import { ACCESS_TOKEN_TYPE, AccessTokenService } from './access-token.service';
 import { AccessUserCache } from './access-user-cache';
+import { isSessionId } from '../sessions/sessions.service';
 import { AAL_KEY, AuthenticatedRequest, SESSION_ID_KEY } from './decorators';
 
 const USER_ID = /^[1-9][0-9]{0,9}$/;
-const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Ids are 32-bit integers; a larger `sub` would make PostgreSQL fail the lookup instead of finding nobody. */
 const MAX_USER_ID = 2 ** 31 - 1;
 /** `Authorization: <scheme> <credentials>`; only the `Bearer` scheme (case-insensitive, RFC 6750 2.1) carries a token. */
@@ -36,8 +36,7 @@ export class BearerAuthenticator {
       USER_ID.test(sub) &&
       Number(sub) <= MAX_USER_ID &&
       Number.isInteger(ver) &&
-      typeof sid === 'string' &&
-      SESSION_ID.test(sid);
+      isSessionId(sid);
     if (!wellFormed) throw new UnauthorizedException(AuthErrors.INVALID_ACCESS_TOKEN);
     const found = await this.users.get(Number(sub), sid);
     if (!found) throw new NotFoundException(AuthErrors.USER_NOT_FOUND);

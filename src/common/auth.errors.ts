@@ -24,6 +24,7 @@ export const AuthErrors = {
   PROFILE_UPDATE_FAILED: 'Error updating profile',
   TOO_MANY_REQUESTS: 'Too many requests, try again later',
   BUSY: 'The service is busy, try again in a moment',
+  DATABASE_UNAVAILABLE: 'The database is unavailable, try again in a moment',
   TOO_MANY_MAIL_REQUESTS: 'Too many requests for this email address, try again later',
   TOO_MANY_SIGNIN_FAILURES: 'Too many failed sign-in attempts for this account, try again later',
   SIGNUP_FAILED: 'Error during registration',

@@ -36,6 +36,18 @@ export class ServiceBusyException extends HttpException {
 }
 
 /**
+ * 503: the database did not answer (refused, reset, timed out, shutting down). The request did nothing
+ * that committed and can be sent again as it is; `cause` is logged, never shown.
+ */
+export class DatabaseUnavailableException extends HttpException {
+  readonly retryAfterSeconds = 5;
+
+  constructor(message: string, cause: unknown) {
+    super(message, HttpStatus.SERVICE_UNAVAILABLE, { cause });
+  }
+}
+
+/**
  * 500 whose public detail is the route's generic message; `cause` is logged, never shown, because
  * driver and library messages can carry SQL, paths or user data.
  */

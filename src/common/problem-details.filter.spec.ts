@@ -246,6 +246,47 @@ describe(ProblemDetailsFilter.name, () => {
       expect(logError).not.toHaveBeenCalled();
     });
 
+    describe('when the database is unavailable', () => {
+      let logWarn: jest.SpyInstance;
+
+      beforeEach(() => {
+        logWarn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      });
+
+      afterEach(() => logWarn.mockRestore());
+
+      const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+      const queryFailed = (driverError: Error) => Object.assign(new Error(driverError.message), { name: 'QueryFailedError', driverError });
+
+      it.each([
+        ['a refused connection, thrown by a guard', refused()],
+        ["a refused connection, wrapped as the route's 500", new InternalErrorException('Error during sign in', refused())],
+        ['a read timeout inside a QueryFailedError', new InternalErrorException('x', queryFailed(new Error('Query read timeout')))],
+        ['a pool that could not connect in time', new Error('timeout exceeded when trying to connect')],
+        ['PostgreSQL shutting down (57P01)', queryFailed(Object.assign(new Error('terminating connection'), { code: '57P01' }))],
+        ['the statement timeout (57014)', queryFailed(Object.assign(new Error('canceling statement'), { code: '57014' }))],
+        ['SQLite busy past its timeout', queryFailed(Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' }))],
+      ])('answers %s with 503, Retry-After and one warning line without a stack', (_what, error) => {
+        const reply = handle(error);
+
+        expect(reply.status).toBe(503);
+        expect(reply.body.detail).toBe('The database is unavailable, try again in a moment');
+        expect(reply.headers['Retry-After']).toBe('5');
+        expect(reply.raw).not.toMatch(/ECONNREFUSED|5432|timeout|SQLITE/);
+        expect(logError).not.toHaveBeenCalled();
+        expect(logWarn).toHaveBeenCalledTimes(1);
+        expect(logWarn.mock.calls[0][0]).toContain(`request_id=${reply.body.request_id}`);
+      });
+
+      it.each([
+        ['a unique violation', queryFailed(Object.assign(new Error('duplicate key'), { code: '23505' }))],
+        ['a missing table', queryFailed(Object.assign(new Error('relation "users" does not exist'), { code: '42P01' }))],
+        ['a deliberate HTTP error', new BadRequestException('ECONNREFUSED')],
+      ])('leaves %s as it was', (_what, error) => {
+        expect(handle(error).status).not.toBe(503);
+      });
+    });
+
     it('gives no request id to a client error', () => {
       expect(handle(new BadRequestException('x')).body).not.toHaveProperty('request_id');
     });

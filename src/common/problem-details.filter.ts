@@ -3,7 +3,16 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { ThrottlerException } from '@nestjs/throttler';
 import { STATUS_CODES } from 'node:http';
 import { AuthErrors } from './auth.errors';
-import { FieldError, MfaRequiredException, ServiceBusyException, TooManyRequestsException, ValidationFailedException } from './exceptions';
+import { isDatabaseUnavailable } from './database-errors';
+import {
+  DatabaseUnavailableException,
+  FieldError,
+  InternalErrorException,
+  MfaRequiredException,
+  ServiceBusyException,
+  TooManyRequestsException,
+  ValidationFailedException,
+} from './exceptions';
 import { requestIdOf } from './request-id';
 
 /** RFC 9457 problem details. */
@@ -65,7 +74,8 @@ export class ProblemDetailsFilter implements ExceptionFilter {
 
   constructor(private readonly adapterHost: HttpAdapterHost) {}
 
-  catch(exception: unknown, host: ArgumentsHost): void {
+  catch(caught: unknown, host: ArgumentsHost): void {
+    const exception = asDatabaseUnavailable(caught) ?? caught;
     const http = host.switchToHttp();
     const request = http.getRequest<object>();
     const response = http.getResponse<object>();
@@ -76,8 +86,11 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       problem.request_id = requestIdOf(request);
     }
     // Shedding load is the service working as meant, not failing: a line (and a stack) for each of
-    // thousands of turned-away requests during a flood would only bury the log.
-    if (problem.status >= 500 && !(exception instanceof ServiceBusyException)) {
+    // thousands of turned-away requests during a flood would only bury the log. An outage of the
+    // database is a failure, but one that every request meets alike: a line each, without the stack.
+    if (exception instanceof DatabaseUnavailableException) {
+      this.logger.warn(`request_id=${problem.request_id} status=503 database unavailable: ${describe(exception.cause)}`);
+    } else if (problem.status >= 500 && !(exception instanceof ServiceBusyException)) {
       const cause = exception instanceof HttpException ? (exception.cause ?? exception) : exception;
       this.logger.error(
         `request_id=${problem.request_id} status=${problem.status} ${problem.detail}`,
@@ -87,7 +100,11 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (problem.status === HttpStatus.UNAUTHORIZED) {
       httpAdapter.setHeader(response, 'WWW-Authenticate', 'Bearer');
     }
-    if (exception instanceof TooManyRequestsException || exception instanceof ServiceBusyException) {
+    if (
+      exception instanceof TooManyRequestsException ||
+      exception instanceof ServiceBusyException ||
+      exception instanceof DatabaseUnavailableException
+    ) {
       httpAdapter.setHeader(response, 'Retry-After', String(exception.retryAfterSeconds));
     }
     if (exception instanceof TooManyRequestsException) {
@@ -117,6 +134,22 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     }
     return problem(HttpStatus.INTERNAL_SERVER_ERROR, STATUS_CODES[500]!);
   }
+}
+
+/**
+ * A database that cannot be reached fails whatever touches it: the routes (whose interceptor wrapped the
+ * error as the route's 500), the access-token guard, readiness. Each of those is a 503 instead.
+ */
+function asDatabaseUnavailable(exception: unknown): DatabaseUnavailableException | undefined {
+  if (exception instanceof DatabaseUnavailableException) return exception;
+  // A deliberate HTTP error is what it says; a route's 500 carries the real error as its cause.
+  if (exception instanceof HttpException && !(exception instanceof InternalErrorException)) return undefined;
+  const cause = exception instanceof InternalErrorException ? exception.cause : exception;
+  return isDatabaseUnavailable(cause) ? new DatabaseUnavailableException(AuthErrors.DATABASE_UNAVAILABLE, cause) : undefined;
+}
+
+function describe(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ').slice(0, 300);
 }
 
 export function problem(status: number, detail: string): ProblemDetails {

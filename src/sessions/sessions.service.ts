@@ -40,6 +40,14 @@ export type Rotation =
   /** Unknown, expired, or of a revoked session. */
   | { outcome: 'invalid' };
 
+/** The shape of `randomUUID()`, the only session ids there are. */
+const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Whether `value` can be a session id; anything else is unknown without asking the database. */
+export function isSessionId(value: unknown): value is string {
+  return typeof value === 'string' && SESSION_ID.test(value);
+}
+
 const USER_AGENT_MAX = 512;
 const IP_MAX = 45;
 /**
@@ -159,8 +167,12 @@ export class SessionsService {
     return { outcome: 'reused', sessionId: session.id, userId: session.userId };
   }
 
-  /** Ends one live session of the user; false when the user has no such live session. */
-  revoke(userId: number, sessionId: string): Promise<boolean> {
+  /**
+   * Ends one live session of the user; false when the user has no such live session. An id from a URL
+   * can hold anything, U+0000 included, which PostgreSQL refuses with an error rather than finding nothing.
+   */
+  async revoke(userId: number, sessionId: string): Promise<boolean> {
+    if (!isSessionId(sessionId)) return false;
     return this.transactions.run((manager) => this.revokeWhere(manager, userId, { id: sessionId }));
   }
 

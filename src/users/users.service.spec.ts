@@ -20,7 +20,7 @@ function repositoryMock() {
     update: jest.fn().mockResolvedValue({ affected: 1 }),
     createQueryBuilder: jest.fn(() => {
       const builder: Record<string, jest.Mock> = { execute: jest.fn().mockResolvedValue({ affected: 1 }) };
-      for (const step of ['update', 'set', 'where']) builder[step] = jest.fn(() => builder);
+      for (const step of ['update', 'set', 'where', 'andWhere']) builder[step] = jest.fn(() => builder);
       return builder;
     }),
   };
@@ -106,9 +106,19 @@ describe(UsersService.name, () => {
 
   describe('change notices', () => {
     it('tells subscribers when a password changes, so cached copies of the user are dropped', async () => {
-      await sut.changePassword(manager, 7, 'hash');
+      await expect(sut.changePassword(manager, 7, 'hash')).resolves.toBe(true);
       expect(changed).toEqual([7]);
       expect(transactions.afterCommit).toHaveBeenCalledWith(manager, expect.any(Function));
+    });
+
+    it('stores nothing and tells no one when the hash it was to replace is no longer the stored one', async () => {
+      const builder = { execute: jest.fn().mockResolvedValue({ affected: 0 }) } as Record<string, jest.Mock>;
+      for (const step of ['update', 'set', 'where', 'andWhere']) builder[step] = jest.fn(() => builder);
+      repository.createQueryBuilder.mockReturnValue(builder);
+
+      await expect(sut.changePassword(manager, 7, 'new hash', 'old hash')).resolves.toBe(false);
+      expect(builder.andWhere).toHaveBeenCalledWith('hashed_password = :replacing', { replacing: 'old hash' });
+      expect(changed).toEqual([]);
     });
 
     it('tells subscribers when the account is activated or deactivated', async () => {

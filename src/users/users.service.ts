@@ -170,16 +170,22 @@ export class UsersService {
       .getRawOne();
   }
 
-  /** Stores a new password hash and ends every access token issued before it. */
-  async changePassword(manager: EntityManager, id: number, hashedPassword: string): Promise<void> {
-    await manager
+  /**
+   * Stores a new password hash and ends every access token issued before it. With `replacing`, only while
+   * that is still the stored hash: two changes that both checked the same current password must not both
+   * go through, the later silently undoing the earlier. Returns whether the hash was stored.
+   */
+  async changePassword(manager: EntityManager, id: number, hashedPassword: string, replacing?: string): Promise<boolean> {
+    const update = manager
       .createQueryBuilder()
       .update(User)
       .set({ hashedPassword, tokenVersion: () => 'token_version + 1' })
-      .where('id = :id', { id })
-      .execute();
+      .where('id = :id', { id });
+    if (replacing !== undefined) update.andWhere('hashed_password = :replacing', { replacing });
+    if ((await update.execute()).affected !== 1) return false;
     // Announced after the commit: a cache refilled before it would keep the old token version alive.
     this.transactions.afterCommit(manager, () => this.changes.notify(id));
+    return true;
   }
 
   /** Tells the holders of copies of users (the access-check cache) that this one changed. */

@@ -28,6 +28,8 @@ export interface RunningApp {
   baseUrl: string;
   output: () => string;
   stop(): Promise<void>;
+  /** SIGKILL, as a crash or an OOM kill: no shutdown hook runs. Resolves once the process is gone. */
+  kill(): Promise<void>;
 }
 
 /** Starts the app as `npm start` would and waits until /health/live answers. */
@@ -61,14 +63,11 @@ export async function startNodeApp(script: string, env: Record<string, string>, 
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  return {
-    baseUrl,
-    output: () => output,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
+  const end = (signal: NodeJS.Signals) =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill(signal);
+    });
+  return { baseUrl, output: () => output, stop: () => end('SIGTERM'), kill: () => end('SIGKILL') };
 }

@@ -74,13 +74,23 @@ function IsNotQuoted(): PropertyDecorator {
   });
 }
 
-/** The address checked in the form it is stored in, so that `ａｄａ＠example.com` is `ada@example.com`. */
+/**
+ * What neither PostgreSQL text nor UTF-8 can hold as sent: U+0000, and half a surrogate pair (in a `u`
+ * regex a whole pair is one code point, so `\p{Cs}` matches only a surrogate without its partner).
+ */
+const UNSTORABLE = /[\u0000\p{Cs}]/u;
+
+/**
+ * The address checked in the form it is stored in, so that `ａｄａ＠example.com` is `ada@example.com`.
+ * A lone surrogate (JSON can carry `"\ud800"`) is refused first: validator's `isEmail` throws on it.
+ */
 function IsCanonicalEmail(): PropertyDecorator {
   return ValidateBy({
     name: 'isEmail',
     validator: {
       validate: (value) => {
         if (typeof value !== 'string') return true;
+        if (UNSTORABLE.test(value)) return false;
         const canonical = canonicalEmail(value);
         return canonical !== null && isEmail(canonical);
       },
@@ -129,12 +139,32 @@ function UsernameField(options: { required?: boolean } = {}): PropertyDecorator 
   );
 }
 
+const FULL_NAME_MAX_LENGTH = 100;
+
+/**
+ * The column holds 100 characters as PostgreSQL counts them (code points). class-validator's MaxLength
+ * leaves variation selectors (U+FE0F) out of its count, so 60 "❤️" (120 code points) passed it and the
+ * insert failed with a 500; and PostgreSQL refuses U+0000 in text outright.
+ */
 function FullNameField(): PropertyDecorator {
   return applyDecorators(
-    ApiPropertyOptional({ type: String, example: 'Ada Lovelace', maxLength: 100, nullable: true }),
+    ApiPropertyOptional({ type: String, example: 'Ada Lovelace', maxLength: FULL_NAME_MAX_LENGTH, nullable: true }),
     IsOptional(),
     IsString(),
-    MaxLength(100),
+    ValidateBy({
+      name: 'maxCharacters',
+      validator: {
+        validate: (value) => typeof value !== 'string' || characterCount(value) <= FULL_NAME_MAX_LENGTH,
+        defaultMessage: (args) => `${args?.property} must be at most ${FULL_NAME_MAX_LENGTH} characters`,
+      },
+    }),
+    ValidateBy({
+      name: 'storableText',
+      validator: {
+        validate: (value) => typeof value !== 'string' || !UNSTORABLE.test(value),
+        defaultMessage: (args) => `${args?.property} must not contain U+0000 or an unpaired surrogate`,
+      },
+    }),
   );
 }
 
