@@ -187,11 +187,17 @@ interface Tokens {
   user: Schemas['UserResponse'];
 }
 
-type TabMessage = { type: 'tokens'; tokens: Tokens } | { type: 'signed-out'; at: number } | { type: 'hello' };
+type TabMessage =
+  | { type: 'tokens'; tokens: Tokens }
+  | { type: 'signed-out'; at: number }
+  /** A new tab asks for the session. */
+  | { type: 'hello' }
+  /** A tab let go of the refresh lock (after sending what its refresh came to). */
+  | { type: 'released' };
 
 /** What the client needs of the Web Locks API and BroadcastChannel (declared here, so Node's types do too). */
 interface LockManagerLike {
-  request<T>(name: string, callback: () => Promise<T>): Promise<T>;
+  request<T>(name: string, options: { ifAvailable?: boolean }, callback: (lock: unknown) => Promise<T>): Promise<T>;
 }
 interface ChannelLike {
   postMessage(message: TabMessage): void;
@@ -212,6 +218,8 @@ interface BrowserGlobals {
 const DEFAULT_PREFIX = '/api/v1/auth';
 /** How long `restore()` in bearer mode waits for another tab to hand over its session. */
 const HELLO_WAIT_MS = 150;
+/** How long a tab that waited for the refresh lock waits for the holder's result to arrive (it was sent first). */
+const HANDOFF_WAIT_MS = 1_000;
 /** A refresh that failed for another reason than the session (network, 5xx, 429) is retried after this. */
 const RETRY_MS = 5_000;
 
@@ -253,6 +261,9 @@ class Client implements AuthClient {
   /** The last sign-out seen (here or in another tab): tokens obtained before it are dead. */
   private signedOutAt = 0;
   private refreshing: Promise<Tokens> | undefined;
+  /** When another tab last let go of the refresh lock, and who waits to hear of the next time. */
+  private releasedAt = 0;
+  private readonly releaseWaiters = new Set<() => void>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly onVisible = () => {
     if (this.globals.document?.visibilityState === 'visible' && this.due()) this.refreshInBackground();
@@ -474,8 +485,10 @@ class Client implements AuthClient {
 
   private async lockedRefresh(): Promise<Tokens> {
     const asked = Date.now();
-    const run = async (): Promise<Tokens> => {
-      // While this tab waited for the lock, another one refreshed (or signed in) and handed its tokens over.
+    return this.underLock(async (waited) => {
+      // This tab waited while another one held the lock: its result (tokens, or a sign-out) is on the way,
+      // sent before it let go; take it rather than present a refresh token that tab may just have spent.
+      if (waited && this.releasedAt < asked) await this.nextRelease(HANDOFF_WAIT_MS);
       if (this.tokens && this.tokens.obtainedAt >= asked) return this.tokens;
       if (this.signedOutAt >= asked) throw new AuthError(NOT_SIGNED_IN);
       if (this.mode === 'bearer' && !this.tokens?.refreshToken) throw new AuthError(NOT_SIGNED_IN);
@@ -492,8 +505,39 @@ class Client implements AuthClient {
         }
         throw error;
       }
+    });
+  }
+
+  /**
+   * Runs `run` holding the origin-wide refresh lock (Web Locks), telling it whether another tab held the
+   * lock first; tells the other tabs when it lets go. Without Web Locks (Node) it just runs.
+   */
+  private underLock<T>(run: (waited: boolean) => Promise<T>): Promise<T> {
+    const locks = this.locks;
+    if (!locks) return run(false);
+    const name = `nest-auth-service refresh ${this.base}`;
+    const hold = async (waited: boolean): Promise<T> => {
+      try {
+        return await run(waited);
+      } finally {
+        // After the tokens or sign-out this run sent, so a tab that gets the lock next has them first.
+        this.channel?.postMessage({ type: 'released' });
+      }
     };
-    return this.locks ? this.locks.request(`nest-auth-service refresh ${this.base}`, run) : run();
+    return locks.request(name, { ifAvailable: true }, (lock) => (lock ? hold(false) : locks.request(name, {}, () => hold(true))));
+  }
+
+  /** Resolves on the next 'released' from another tab, or after `timeoutMs`. */
+  private nextRelease(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.releaseWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.releaseWaiters.add(done);
+    });
   }
 
   private refreshInBackground(): void {
@@ -571,6 +615,10 @@ class Client implements AuthClient {
         break;
       case 'hello':
         if (this.tokens) this.channel?.postMessage({ type: 'tokens', tokens: this.tokens });
+        break;
+      case 'released':
+        this.releasedAt = Date.now();
+        for (const waiter of [...this.releaseWaiters]) waiter();
         break;
     }
   }
