@@ -127,7 +127,7 @@ export interface AuthClient {
   /** The signed-in user as last seen, or null. */
   user(): User | null;
   /** `fetch` with the bearer: refreshes first when the token is due, and once more (then retries) on a 401. */
-  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  fetch(input: Request | string | URL, init?: RequestInit): Promise<Response>;
   /** Called with the user or null on every sign-in and sign-out, in every tab; returns the unsubscribe. */
   onChange(listener: (user: User | null) => void): () => void;
   /**
@@ -413,7 +413,7 @@ class Client implements AuthClient {
     return this.tokens ? this.userOf(this.tokens) : null;
   }
 
-  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  fetch(input: Request | string | URL, init?: RequestInit): Promise<Response> {
     return this.authorized(new Request(input, init));
   }
 
