@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { CHROMIUM_MISSING, CHROMIUM_PATH, launchChromium, PageOrigin, startPageOrigin } from './support/browser';
+import { CHROMIUM_PATH, launchChromium, PageOrigin, startPageOrigin } from './support/browser';
 import { newAccount, NewAccount, waitUntil } from './support/fixtures';
 import { RunningApp, startStandalone } from './support/standalone';
 
@@ -267,9 +267,3 @@ type Outcome<T> = { value: T } | { error: { name: string; status: number; detail
     });
   }
 });
-
-if (!CHROMIUM_PATH) {
-  describe('the client in Chromium', () => {
-    it.skip(`skipped: ${CHROMIUM_MISSING}`, () => undefined);
-  });
-}
