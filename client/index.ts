@@ -242,6 +242,19 @@ function refreshDelay(lifetime: number, margin: number): number {
   return lifetime > margin ? Math.max(lifetime - margin, 1_000) : lifetime / 2;
 }
 
+/** Adds a waiter to `waiters` (which the caller runs on its event) that resolves then, or after `timeoutMs`. */
+function waitOn(waiters: Set<() => void>, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      waiters.delete(done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    waiters.add(done);
+  });
+}
+
 // ------------------------------------------------------------------------------------------------ client
 
 export function createAuthClient(options: AuthClientOptions): AuthClient {
@@ -264,6 +277,7 @@ class Client implements AuthClient {
   /** When another tab last let go of the refresh lock, and who waits to hear of the next time. */
   private releasedAt = 0;
   private readonly releaseWaiters = new Set<() => void>();
+  private readonly tokenWaiters = new Set<() => void>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly onVisible = () => {
     if (this.globals.document?.visibilityState === 'visible' && this.due()) this.refreshInBackground();
@@ -273,7 +287,9 @@ class Client implements AuthClient {
     if (options.mode !== 'cookie' && options.mode !== 'bearer') throw new TypeError("mode must be 'cookie' or 'bearer'");
     this.base = authBase(options.baseUrl, this.globals.location?.href);
     this.mode = options.mode;
-    this.marginMs = (options.refreshMarginSeconds ?? 60) * 1000;
+    const margin = options.refreshMarginSeconds ?? 60;
+    if (!Number.isFinite(margin) || margin < 0) throw new TypeError('refreshMarginSeconds must be a number of seconds, 0 or more');
+    this.marginMs = margin * 1000;
     const fetchImpl = options.fetch;
     this.send = fetchImpl ? (request) => fetchImpl(request) : (request) => globalThis.fetch(request);
     const crossTab = options.crossTab ?? this.globals.document !== undefined;
@@ -319,7 +335,7 @@ class Client implements AuthClient {
     // Another open tab answers with its session, if it has one.
     this.channel?.postMessage({ type: 'hello' });
     if (this.mode === 'bearer') {
-      if (this.channel) await new Promise((resolve) => setTimeout(resolve, HELLO_WAIT_MS));
+      if (this.channel && !this.tokens) await this.nextTokens(HELLO_WAIT_MS);
       return this.tokens ? { user: this.userOf(this.tokens) } : null;
     }
     try {
@@ -500,8 +516,8 @@ class Client implements AuthClient {
         // The session is over (revoked, expired, the account locked): signed out, in every tab.
         if (error instanceof AuthError && (error.status === 401 || error.status === 403)) {
           if (used && this.tokens === used) this.signedOut();
-        } else {
-          this.schedule(RETRY_MS);
+        } else if (this.tokens) {
+          this.schedule(RETRY_MS); // the network, a 5xx or a 429: the session may well be fine
         }
         throw error;
       }
@@ -529,15 +545,12 @@ class Client implements AuthClient {
 
   /** Resolves on the next 'released' from another tab, or after `timeoutMs`. */
   private nextRelease(timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.releaseWaiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      this.releaseWaiters.add(done);
-    });
+    return waitOn(this.releaseWaiters, timeoutMs);
+  }
+
+  /** Resolves when this client next takes tokens (its own or another tab's), or after `timeoutMs`. */
+  private nextTokens(timeoutMs: number): Promise<void> {
+    return waitOn(this.tokenWaiters, timeoutMs);
   }
 
   private refreshInBackground(): void {
@@ -568,6 +581,7 @@ class Client implements AuthClient {
     this.tokens = tokens;
     this.schedule(refreshDelay(tokens.expiresAt - tokens.obtainedAt, this.marginMs) - (Date.now() - tokens.obtainedAt));
     if (JSON.stringify(tokens.user) !== before) this.emit();
+    for (const waiter of [...this.tokenWaiters]) waiter();
   }
 
   private schedule(delayMs: number): void {
