@@ -558,7 +558,16 @@ export interface components {
             /**
              * @description Ten single-use codes, shown once: each signs in once in place of a TOTP code
              * @example [
-             *       "abcd-efgh-jkmn"
+             *       "abcd-efgh-jkmn",
+             *       "pqrs-tuvw-xyz2",
+             *       "3456-789a-bcde",
+             *       "fghj-kmnp-qrst",
+             *       "uvwx-yz23-4567",
+             *       "89ab-cdef-ghjk",
+             *       "mnpq-rstu-vwxy",
+             *       "z234-5678-9abc",
+             *       "defg-hjkm-npqr",
+             *       "stuv-wxyz-2345"
              *     ]
              */
             recovery_codes: string[];

@@ -184,6 +184,16 @@ export class TotpSetupResponse {
 }
 
 export class RecoveryCodesResponse {
-  @ApiProperty({ type: [String], minItems: 10, maxItems: 10, description: 'Ten single-use codes, shown once: each signs in once in place of a TOTP code', example: ['abcd-efgh-jkmn'] })
+  @ApiProperty({
+    type: [String],
+    minItems: 10,
+    maxItems: 10,
+    description: 'Ten single-use codes, shown once: each signs in once in place of a TOTP code',
+    // Ten, as the schema says (a shorter example is a lint error).
+    example: [
+      'abcd-efgh-jkmn', 'pqrs-tuvw-xyz2', '3456-789a-bcde', 'fghj-kmnp-qrst', 'uvwx-yz23-4567',
+      '89ab-cdef-ghjk', 'mnpq-rstu-vwxy', 'z234-5678-9abc', 'defg-hjkm-npqr', 'stuv-wxyz-2345',
+    ],
+  })
   recovery_codes: string[];
 }
