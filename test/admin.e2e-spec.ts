@@ -15,6 +15,8 @@ const AUTH = '/api/v1/auth';
 const ADMIN = `${AUTH}/admin`;
 const CLI_JS = join(__dirname, '..', 'dist', 'src', 'app', 'cli.js');
 
+type PageBody = { body: { items: { id: number }[]; next_cursor: string | null } };
+
 const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
 
 function cli(databaseUrl: string, ...args: string[]): { status: number | null; out: string } {
@@ -89,7 +91,7 @@ describe.each(matrix(DATABASES))('admin API on %s with %s', (databaseKind, adapt
     const ids: number[] = [];
     let cursor: string | null = '';
     while (cursor !== null) {
-      const page = await t.http().get(`${ADMIN}/users`).query({ query: tag, limit: 2, ...(cursor ? { cursor } : {}) }).set(bearer(boss.token)).expect(200);
+      const page: PageBody = await t.http().get(`${ADMIN}/users`).query({ query: tag, limit: 2, ...(cursor ? { cursor } : {}) }).set(bearer(boss.token)).expect(200);
       expect(page.body.items.length).toBeLessThanOrEqual(2);
       ids.push(...page.body.items.map((u: { id: number }) => u.id));
       cursor = page.body.next_cursor;
@@ -184,7 +186,7 @@ describe.each(matrix(DATABASES))('admin API on %s with %s', (databaseKind, adapt
     let pages = 0;
     try {
       while (cursor !== null) {
-        const page = await t.http().get(`${ADMIN}/events`).query({ limit: 7, ...(cursor ? { cursor } : {}) }).set(bearer(boss.token)).expect(200);
+        const page: PageBody = await t.http().get(`${ADMIN}/events`).query({ limit: 7, ...(cursor ? { cursor } : {}) }).set(bearer(boss.token)).expect(200);
         seen.push(...page.body.items.map((e: { id: number }) => e.id));
         cursor = page.body.next_cursor;
         pages += 1;
