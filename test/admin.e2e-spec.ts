@@ -20,11 +20,15 @@ type PageBody = { body: { items: { id: number }[]; next_cursor: string | null } 
 const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
 
 function cli(databaseUrl: string, ...args: string[]): { status: number | null; out: string } {
+  return cliWith({ DATABASE_URL: databaseUrl }, ...args);
+}
+
+function cliWith(env: Record<string, string>, ...args: string[]): { status: number | null; out: string } {
   const cwd = mkdtempSync(join(tmpdir(), 'auth-cli-'));
   try {
     const result = spawnSync(process.execPath, [CLI_JS, ...args], {
       cwd,
-      env: { PATH: process.env.PATH ?? '', DATABASE_URL: databaseUrl, JWT_SECRET: TEST_JWT_SECRET },
+      env: { PATH: process.env.PATH ?? '', JWT_SECRET: TEST_JWT_SECRET, ...env },
       encoding: 'utf8',
       timeout: 30_000,
     });
@@ -250,6 +254,15 @@ describe.each(matrix(DATABASES))('admin API on %s with %s', (databaseKind, adapt
     await b.http().get(`${AUTH}/me`).set(bearer(user.token)).expect(200);
     await a.http().post(`${ADMIN}/users/${user.userId}/signout-all`).set(bearer(boss.token)).expect(200);
     expect(await statusOnBOnceChanged(`${AUTH}/me`, user.token)).toBe(401);
+  });
+
+  it('a role granted from the command line holds on both instances at their next request', async () => {
+    const user = await signUp(a.http);
+    expect((await b.http().get(`${ADMIN}/users`).set(bearer(user.token))).status).toBe(403); // cached on B for 60 s
+    expect((await a.http().get(`${ADMIN}/users`).set(bearer(user.token))).status).toBe(403); // and on A
+    expect(cliWith({ DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL }, 'grant-role', user.account.email, 'admin')).toMatchObject({ status: 0 });
+    expect(await statusOnBOnceChanged(`${ADMIN}/users`, user.token, 403)).toBe(200);
+    expect((await a.http().get(`${ADMIN}/users`).set(bearer(user.token))).status).toBe(200);
   });
 
   it('a role granted or revoked on one instance holds on the other at its next request', async () => {
