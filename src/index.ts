@@ -12,10 +12,14 @@ export type {
   SigningKeyOptions,
 } from './options/auth-options.interface';
 export { AuthService } from './auth/auth.service';
+export { AdminService } from './auth/admin.service';
 export { AuthErrors, AuthMessages } from './common/auth.errors';
 export { JwtAuthGuard } from './auth/jwt-auth.guard';
-export { CurrentSessionId, CurrentUser, Public, RequireAal } from './auth/decorators';
+export { CurrentSessionId, CurrentUser, Public, RequireAal, Roles } from './auth/decorators';
 export { UsersService } from './users/users.service';
+export { AuditService, AUTH_EVENT_TYPES } from './audit/audit.service';
+export type { AuthEventType, EventFilter, EventPage } from './audit/audit.service';
+export { AuthEvent } from './audit/auth-event.entity';
 export { User } from './users/user.entity';
 export { PasswordResetToken } from './one-time-tokens/password-reset-token.entity';
 export { EmailVerificationToken } from './one-time-tokens/email-verification-token.entity';

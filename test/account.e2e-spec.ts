@@ -1,23 +1,27 @@
 import { AuthErrors } from '../src/common/auth.errors';
-import { DATABASES } from './support/databases';
+import { DATABASES, sql } from './support/databases';
 import { expectProblem, newAccount, signUp } from './support/fixtures';
 import { matrix, useTestApp } from './support/test-app';
 
 const AUTH = '/api/v1/auth';
 
 describe.each(matrix(DATABASES))('account self-service on %s with %s', (databaseKind, adapter) => {
-  const { t } = useTestApp(databaseKind, { adapter });
+  const { t, database } = useTestApp(databaseKind, { adapter });
   const patchMe = (token: string, body: unknown) => t.http().patch(`${AUTH}/me`).auth(token, { type: 'bearer' }).send(body as object);
   const me = (token: string) => t.http().get(`${AUTH}/me`).auth(token, { type: 'bearer' });
 
   describe('PATCH /me', () => {
     it('changes the full name, clears it with null, and changes nothing for {}', async () => {
-      const { token } = await signUp(t.http, { full_name: 'Ada' });
+      const { token, userId } = await signUp(t.http, { full_name: 'Ada' });
       expect((await patchMe(token, { full_name: 'Ada Lovelace' }).expect(200)).body.full_name).toBe('Ada Lovelace');
       expect((await me(token).expect(200)).body.full_name).toBe('Ada Lovelace'); // the guard's cached copy was dropped
       const unchanged = await patchMe(token, {}).expect(200);
       expect(unchanged.body.full_name).toBe('Ada Lovelace');
       expect((await patchMe(token, { full_name: null }).expect(200)).body.full_name).toBeNull();
+      // Two changes, two events (in the change's transaction); `{}` changed nothing and records nothing.
+      const events = (await sql(database, "SELECT details FROM auth_events WHERE type = 'profile_updated' AND user_id = $1", [userId])) as { details: unknown }[];
+      expect(events).toHaveLength(2);
+      expect(JSON.stringify(events)).not.toContain('Ada Lovelace');
     });
 
     it('changes the username, its case included, and signs in as before', async () => {

@@ -8,9 +8,9 @@ import { dirname, join, normalize, relative, sep } from 'node:path';
  */
 const ALLOWED: Record<string, string[]> = {
   app: ['index'],
-  index: ['module', 'auth', 'users', 'sessions', 'outbox', 'one-time-tokens', 'passwords', 'signing-keys', 'common', 'options', 'migrations'],
-  module: ['auth', 'emails', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'mfa', 'common', 'options'],
-  auth: ['sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'mfa', 'common', 'options'],
+  index: ['module', 'auth', 'audit', 'users', 'sessions', 'outbox', 'one-time-tokens', 'passwords', 'signing-keys', 'common', 'options', 'migrations'],
+  module: ['auth', 'audit', 'emails', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'mfa', 'common', 'options'],
+  auth: ['audit', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'mfa', 'common', 'options'],
   emails: ['outbox', 'one-time-tokens', 'users', 'common', 'options'],
   sessions: ['users', 'common', 'options'],
   outbox: ['users', 'common', 'options'],
@@ -20,6 +20,7 @@ const ALLOWED: Record<string, string[]> = {
   'rate-limits': ['common', 'options'],
   'signing-keys': ['common', 'options'],
   mfa: ['one-time-tokens', 'users', 'common', 'options'],
+  audit: ['common', 'options'],
   common: ['options'],
   options: [],
   migrations: ['options'],

@@ -27,6 +27,7 @@ describe.each(matrix(DATABASES))('auth contract on %s with %s', (databaseKind, a
           is_active: true,
           is_verified: false,
           mfa_enabled: false,
+          roles: [],
           created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/),
         },
       });
@@ -141,6 +142,7 @@ describe.each(matrix(DATABASES))('auth contract on %s with %s', (databaseKind, a
         is_active: true,
         is_verified: false,
         mfa_enabled: false,
+        roles: [],
         created_at: expect.any(String),
       });
     });

@@ -4,7 +4,7 @@ import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import request from 'supertest';
-import { AUTH_ENTITIES, AUTH_MIGRATIONS, AuthModule, CurrentUser, JwtAuthGuard, Public, RequireAal, User, UsersService } from '../src';
+import { AdminService, AUTH_ENTITIES, AUTH_MIGRATIONS, AuthModule, CurrentUser, JwtAuthGuard, Public, RequireAal, Roles, User, UsersService } from '../src';
 import { base32Decode, hotp, stepAt } from '../src/mfa/totp';
 import { createTestDatabase, DATABASES, TestDatabase } from './support/databases';
 import { newAccount } from './support/fixtures';
@@ -48,6 +48,13 @@ class PagesController {
   @RequireAal('aal2')
   billing(@CurrentUser() user: User): { owner: string } {
     return { owner: user.username };
+  }
+
+  /** For staff only: `@Roles` with the app-wide guard. */
+  @Get('support')
+  @Roles('support', 'admin')
+  support(@CurrentUser() user: User): { staff: string } {
+    return { staff: user.username };
   }
 }
 
@@ -147,6 +154,21 @@ describe.each(matrix(DATABASES))(
       expect(refused.body.message).toBe('Additional authentication required');
       const refreshed = await http().post('/api/v1/auth/refresh').send({ refresh_token: body.refresh_token }).expect(200);
       await http().get('/pages/billing').set(bearer(refreshed.body.access_token)).expect(200, { owner: account.username });
+    });
+
+    it("applies @Roles() to the host's routes: any one of the roles, checked on the next request after a change", async () => {
+      const account = newAccount();
+      const http = () => request(app.getHttpServer());
+      const { body } = await http().post('/api/v1/auth/signup').send(account).expect(201);
+      const bearer = { Authorization: `Bearer ${body.access_token}` };
+      const refused = await http().get('/pages/support').set(bearer);
+      expect(refused.status).toBe(403);
+      expect(refused.body.message).toBe('Insufficient role');
+      await app.get(AdminService).changeRoleByEmail(account.email, 'support', true);
+      // The same token: the guard reads the stored roles, not the token's.
+      await http().get('/pages/support').set(bearer).expect(200, { staff: account.username });
+      await app.get(AdminService).changeRoleByEmail(account.email, 'support', false);
+      expect((await http().get('/pages/support').set(bearer)).status).toBe(403);
     });
 
     it('answers its own routes with problem details even under the host app', async () => {

@@ -49,6 +49,7 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
     expect(shown).toMatch(/\[ \] SigningKeys1764110000000/);
     expect(shown).toMatch(/\[ \] SecondFactor1764120000000/);
     expect(shown).toMatch(/\[ \] CanonicalEmails1764130000000/);
+    expect(shown).toMatch(/\[ \] RolesAndAuditEvents1764140000000/);
 
     typeorm('migration:run', database.url);
     const applied = typeorm('migration:show', database.url);
@@ -58,6 +59,7 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
     expect(applied).toMatch(/\[X\] .*SigningKeys1764110000000/);
     expect(applied).toMatch(/\[X\] .*SecondFactor1764120000000/);
     expect(applied).toMatch(/\[X\] .*CanonicalEmails1764130000000/);
+    expect(applied).toMatch(/\[X\] .*RolesAndAuditEvents1764140000000/);
     expect(await tables()).toEqual(
       expect.arrayContaining([
         'migrations',
@@ -71,9 +73,14 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
         'totp_factors',
         'recovery_codes',
         'mfa_challenges',
+        'auth_events',
       ]),
     );
-    expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at', 'mfa_enabled']));
+    expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at', 'mfa_enabled', 'roles']));
+
+    typeorm('migration:revert', database.url);
+    expect(await tables()).not.toContain('auth_events');
+    expect(await userColumns()).not.toContain('roles');
 
     typeorm('migration:revert', database.url); // CanonicalEmails: nothing to undo
     expect(await tables()).toContain('totp_factors');
@@ -113,6 +120,7 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
 
   it('rewrites emails stored before to their canonical form, unless another account has it', async () => {
     typeorm('migration:run', database.url);
+    typeorm('migration:revert', database.url); // RolesAndAuditEvents
     typeorm('migration:revert', database.url); // back to the rows as the earlier code stored them
     const legacy = [
       ['ａｄａ@example.com', 'ada'], // fullwidth letters, lower-cased as they were

@@ -2,6 +2,7 @@ import type { OpenAPIV3 } from 'openapi-types';
 import { DataSource } from 'typeorm';
 import { base32Decode, hotp, stepAt } from '../src/mfa/totp';
 import { PasswordHasher } from '../src/passwords/password-hasher';
+import { AdminService } from '../src/auth/admin.service';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
 import { newAccount, SignedUp, signUp } from './support/fixtures';
 import { DocumentChecker } from './support/openapi-validation';
@@ -55,14 +56,21 @@ describe('the OpenAPI document matches every response', () => {
     await smtp?.stop();
   });
 
+  /** A request of any method the document uses. */
+  function request(t: TestApp, method: string, path: string) {
+    const agent = t.http();
+    const verbs = { GET: 'get', POST: 'post', PUT: 'put', PATCH: 'patch', DELETE: 'delete' } as const;
+    return agent[verbs[method as keyof typeof verbs]](path);
+  }
+
   /** The operations that take a JSON body, as the document says. */
   const jsonOperations = () => doc.operations.filter((key) => doc.operation(key).requestBody);
 
   function send(t: TestApp, key: string, body?: unknown, token?: string) {
     const [method, template] = key.split(' ');
-    const path = template.replace('{id}', '00000000-0000-4000-8000-000000000000');
-    const verbs = { GET: 'get', POST: 'post', PATCH: 'patch', DELETE: 'delete' } as const;
-    let req = t.http()[verbs[method as keyof typeof verbs]](path);
+    // Session ids are UUIDs, user ids integers.
+    const path = template.replace('{id}', template.includes('/users/') ? '1' : '00000000-0000-4000-8000-000000000000');
+    let req = request(t, method, path);
     if (token) req = req.auth(token, { type: 'bearer' });
     return body === undefined ? req : req.send(body as object);
   }
@@ -83,6 +91,7 @@ describe('the OpenAPI document matches every response', () => {
       'mfa/totp/confirm': { code: '123456' },
       'mfa/totp/disable': { code: '123456' },
       me: { full_name: 'Ada' },
+      'admin/users/{id}/roles': { roles: [] },
     };
     return bodies[key.split(`${AUTH}/`)[1]];
   }
@@ -217,7 +226,7 @@ describe('the OpenAPI document matches every response', () => {
     const { t, database } = await app();
     const user = await signUp(t.http);
     await t.drainMail();
-    const tables = ['mfa_challenges', 'recovery_codes', 'totp_factors', 'refresh_tokens', 'user_sessions', 'password_reset_tokens', 'email_verification_tokens', 'mail_outbox', 'users'];
+    const tables = ['auth_events', 'mfa_challenges', 'recovery_codes', 'totp_factors', 'refresh_tokens', 'user_sessions', 'password_reset_tokens', 'email_verification_tokens', 'mail_outbox', 'users'];
     for (const table of tables) {
       await sql(database, databaseKind === 'postgres' ? `DROP TABLE ${table} CASCADE` : `DROP TABLE ${table}`);
     }
@@ -264,6 +273,41 @@ describe('the OpenAPI document matches every response', () => {
     nextStep();
     const off = doc.check(op('POST', 'mfa/totp/disable'), await t.http().post(`${AUTH}/mfa/totp/disable`).set(bearer(aal2)).send({ code: code(secret) }));
     expect(off.status).toBe(200);
+    expect(doc.mismatches.slice(before)).toEqual([]);
+  });
+
+  it('documents the event history and the admin routes', async () => {
+    const { t } = started[0];
+    const before = doc.mismatches.length;
+    const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+    const ADMIN = `${AUTH}/admin`;
+    const boss = await signUp(t.http);
+    await t.app.get(AdminService).changeRoleByEmail(boss.account.email, 'admin', true);
+    const target = await signUp(t.http);
+    const events = op('GET', 'events');
+    expect(doc.check(events, await t.http().get(`${AUTH}/events`).set(bearer(target.token))).status).toBe(200);
+    expect(doc.check(events, await t.http().get(`${AUTH}/events?limit=0`).set(bearer(target.token))).status).toBe(422);
+
+    const users = op('GET', 'admin/users');
+    expect(doc.check(users, await t.http().get(`${ADMIN}/users?query=user&limit=2`).set(bearer(boss.token))).status).toBe(200);
+    expect(doc.check(users, await t.http().get(`${ADMIN}/users?cursor=x`).set(bearer(boss.token))).status).toBe(422);
+    expect(doc.check(users, await t.http().get(`${ADMIN}/users`).set(bearer(target.token))).status).toBe(403);
+    const user = op('GET', 'admin/users/{id}');
+    expect(doc.check(user, await t.http().get(`${ADMIN}/users/${target.userId}`).set(bearer(boss.token))).status).toBe(200);
+    expect(doc.check(user, await t.http().get(`${ADMIN}/users/999999`).set(bearer(boss.token))).status).toBe(404);
+    for (const action of ['lock', 'unlock', 'signout-all']) {
+      const key = op('POST', `admin/users/{id}/${action}`);
+      expect(doc.check(key, await t.http().post(`${ADMIN}/users/${target.userId}/${action}`).set(bearer(boss.token))).status).toBe(200);
+    }
+    const roles = op('PUT', 'admin/users/{id}/roles');
+    expect(doc.check(roles, await t.http().put(`${ADMIN}/users/${target.userId}/roles`).set(bearer(boss.token)).send({ roles: ['support'] })).status).toBe(200);
+    expect(doc.check(roles, await t.http().put(`${ADMIN}/users/${target.userId}/roles`).set(bearer(boss.token)).send({ roles: 'admin' })).status).toBe(422);
+    const adminEvents = op('GET', 'admin/events');
+    const page = doc.check(adminEvents, await t.http().get(`${ADMIN}/events?user_id=${target.userId}&limit=2`).set(bearer(boss.token)));
+    expect(page.status).toBe(200);
+    expect(page.body.next_cursor).toEqual(expect.any(String));
+    expect(doc.check(adminEvents, await t.http().get(`${ADMIN}/events?cursor=${page.body.next_cursor}&type=signup&from=2020-01-01T00:00:00Z`).set(bearer(boss.token))).status).toBe(200);
+    expect(doc.check(adminEvents, await t.http().get(`${ADMIN}/events?to=soon`).set(bearer(boss.token))).status).toBe(422);
     expect(doc.mismatches.slice(before)).toEqual([]);
   });
 

@@ -337,7 +337,7 @@ describe('rotation across instances on one database', () => {
 
     expect(cli(database, 'keys:revoke', kid)).toEqual({ status: 1, out: `no live signing key ${kid}` });
     expect(cli(database, 'keys:revoke')).toMatchObject({ status: 1, out: expect.stringContaining('keys:revoke needs a key id') });
-    expect(cli(database, 'bogus')).toEqual({ status: 1, out: 'usage: npm run cli -- keys:rotate | keys:revoke <kid>' });
+    expect(cli(database, 'bogus')).toEqual({ status: 1, out: 'usage: npm run cli -- keys:rotate | keys:revoke <kid> | grant-role <email> <role> | revoke-role <email> <role>' });
   });
 
   it('rotate from the command line', async () => {

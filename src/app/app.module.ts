@@ -25,6 +25,7 @@ export function authOptionsFrom(config: AppConfig): AuthModuleOptions {
     requireVerifiedEmail: config.requireVerifiedEmail,
     appName: config.appName,
     userCacheTtlSeconds: config.userCacheTtlSeconds,
+    auditRetentionDays: config.auditRetentionDays,
     passwordHashing: { maxConcurrent: config.passwordHashConcurrency, maxQueued: config.passwordHashQueue },
     mail: { smtpUrl: config.smtpUrl, from: config.mailFrom, maxAttempts: config.mailMaxAttempts },
     rateLimit: {

@@ -19,6 +19,8 @@ export interface AccessTokenClaims {
   aal: 'aal1' | 'aal2';
   /** How the session was signed in (RFC 8176): `["pwd"]` or `["pwd", "otp"]`. */
   amr: string[];
+  /** The user's roles when the token was issued, for services that read the token; this service checks the stored ones. */
+  roles: string[];
 }
 
 export interface IssuedAccessToken {
@@ -49,7 +51,7 @@ export class AccessTokenService {
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
-  issue(user: { id: number; tokenVersion: number }, session: { sessionId: string } & Pick<AccessTokenClaims, 'aal' | 'amr'>): IssuedAccessToken {
+  issue(user: { id: number; tokenVersion: number; roles: string[] }, session: { sessionId: string } & Pick<AccessTokenClaims, 'aal' | 'amr'>): IssuedAccessToken {
     const iat = Math.floor(this.config.clock().getTime() / 1000);
     const claims = {
       sub: String(user.id),
@@ -58,6 +60,7 @@ export class AccessTokenService {
       sid: session.sessionId,
       aal: session.aal,
       amr: session.amr,
+      roles: user.roles,
       iat,
       exp: iat + this.config.accessTokenTtlSeconds,
       aud: this.config.jwtAudience,

@@ -19,6 +19,8 @@ export interface RouteErrors {
   unexpected?: string;
   /** The route hashes a password, so a full hashing queue turns it away with 503 and `Retry-After`. */
   hashes?: boolean;
+  /** The route validates its query string (`ValidQuery`): 422 with `errors` for a bad value. */
+  query?: boolean;
 }
 
 type Kind = { bearer: boolean; jsonBody: boolean };
@@ -44,7 +46,7 @@ const SUMMARIES: Partial<Record<number, string>> = {
   404: 'Not found',
   413: 'The body is over 16 KiB',
   415: 'The body is not `application/json` (forms and text are refused, so a cross-site form cannot post here)',
-  422: 'The body does not match the schema; `errors` lists each field',
+  422: 'The body (or query string) does not match the schema; `errors` lists each field',
   429: 'Rate limited: retry after `Retry-After` seconds',
   500: 'Unexpected failure, logged with `request_id`',
   503: 'Busy, or the database unavailable: retry after `Retry-After` seconds',
@@ -88,6 +90,7 @@ function routeOfKind(kind: Kind, errors: RouteErrors = {}): MethodDecorator {
     add(415, PARSER_ERRORS[415]);
     add(422, VALIDATION_FAILED);
   }
+  if (errors.query && !kind.jsonBody) add(422, VALIDATION_FAILED);
   if (kind.bearer) {
     add(401, AuthErrors.NOT_AUTHENTICATED, AuthErrors.INVALID_ACCESS_TOKEN);
     add(403, AuthErrors.INACTIVE_USER);

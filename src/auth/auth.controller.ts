@@ -15,7 +15,10 @@ import {
   UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
-import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '../common/openapi';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '../common/openapi';
+import { AdminService } from './admin.service';
+import { EventPageResponse, MAX_PAGE_SIZE, PageQueryDto } from './dto/admin.dto';
+import { ValidQuery } from './validated-query';
 import { ProblemDetailsFilter } from '../common/problem-details.filter';
 import { UnexpectedErrorInterceptor } from '../common/unexpected-error.interceptor';
 import { User } from '../users/user.entity';
@@ -64,6 +67,7 @@ export class AuthController {
     private readonly auth: AuthService,
     private readonly refreshCookie: RefreshTokenCookie,
     private readonly signingKeys: SigningKeys,
+    private readonly admin: AdminService,
   ) {}
 
   @Post('signup')
@@ -156,8 +160,13 @@ export class AuthController {
   })
   @ApiOperation({ summary: 'Turn TOTP off with a code (TOTP or recovery), from an aal2 session' })
   @ApiOkResponse({ type: SuccessResponse })
-  disableTotp(@CurrentUser() user: User, @ValidBody() dto: MfaCodeDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
-    return this.auth.disableTotp(user, dto, ctx);
+  disableTotp(
+    @CurrentUser() user: User,
+    @CurrentSessionId() sessionId: string,
+    @ValidBody() dto: MfaCodeDto,
+    @RequestCtx() ctx: RequestContext,
+  ): Promise<SuccessResponse> {
+    return this.auth.disableTotp(user, dto, ctx, sessionId);
   }
 
   @Post('mfa/recovery-codes')
@@ -166,8 +175,8 @@ export class AuthController {
   @BearerRoute({ problems: { 403: [AuthErrors.ADDITIONAL_AUTH_REQUIRED] }, unexpected: AuthErrors.MFA_FAILED })
   @ApiOperation({ summary: 'A new set of ten recovery codes, from an aal2 session; the old set is void' })
   @ApiOkResponse({ type: RecoveryCodesResponse })
-  newRecoveryCodes(@CurrentUser() user: User, @RequestCtx() ctx: RequestContext): Promise<RecoveryCodesResponse> {
-    return this.auth.newRecoveryCodes(user, ctx);
+  newRecoveryCodes(@CurrentUser() user: User, @CurrentSessionId() sessionId: string, @RequestCtx() ctx: RequestContext): Promise<RecoveryCodesResponse> {
+    return this.auth.newRecoveryCodes(user, ctx, sessionId);
   }
 
   @Post('refresh')
@@ -216,11 +225,12 @@ export class AuthController {
   @ApiOkResponse({ type: SuccessResponse })
   signOutEverywhere(
     @CurrentUser() user: User,
+    @CurrentSessionId() sessionId: string,
     @RequestCtx() ctx: RequestContext,
     @Res({ passthrough: true }) response: HttpResponse,
   ): Promise<SuccessResponse> {
     this.refreshCookie.clear(response);
-    return this.auth.signOutEverywhere(user, ctx);
+    return this.auth.signOutEverywhere(user, ctx, sessionId);
   }
 
   @Get('sessions')
@@ -306,10 +316,11 @@ export class AuthController {
   @ApiOkResponse({ type: SuccessResponse })
   changePassword(
     @CurrentUser() user: User,
+    @CurrentSessionId() sessionId: string,
     @ValidBody() dto: ChangePasswordDto,
     @RequestCtx() ctx: RequestContext,
   ): Promise<SuccessResponse> {
-    return this.auth.changePassword(user, dto, ctx);
+    return this.auth.changePassword(user, dto, ctx, sessionId);
   }
 
   @Get('me')
@@ -326,6 +337,16 @@ export class AuthController {
   @ApiOkResponse({ type: UserResponse })
   updateMe(@CurrentUser() user: User, @ValidBody() dto: UpdateMeDto, @RequestCtx() ctx: RequestContext): Promise<UserResponse> {
     return this.auth.updateMe(user, dto, ctx);
+  }
+
+  @Get('events')
+  @BearerRoute({ unexpected: AuthErrors.EVENTS_FAILED, query: true })
+  @ApiOperation({ summary: "The signed-in user's own audit events, newest first" })
+  @ApiQuery({ name: 'limit', required: false, schema: { type: 'integer', minimum: 1, maximum: MAX_PAGE_SIZE, default: 50 } })
+  @ApiQuery({ name: 'cursor', required: false, schema: { type: 'string', pattern: '^[1-9][0-9]{0,15}$' }, description: '`next_cursor` of the previous page' })
+  @ApiOkResponse({ type: EventPageResponse })
+  ownEvents(@CurrentUser() user: User, @ValidQuery() query: PageQueryDto): Promise<EventPageResponse> {
+    return this.admin.ownEvents(user, query);
   }
 
   @Get('jwks')

@@ -5,6 +5,7 @@ import type { TransactionRunner } from '../common/transaction-runner';
 import type { MailOutbox } from '../outbox/mail-outbox.service';
 import type { OutboxWorker } from '../outbox/outbox.worker';
 import type { SessionsService } from '../sessions/sessions.service';
+import type { AuditService } from '../audit/audit.service';
 import { User } from '../users/user.entity';
 import { UserAlreadyExistsError, UsersService } from '../users/users.service';
 import { AccessTokenService } from './access-token.service';
@@ -103,6 +104,10 @@ function newMocks() {
       enqueueWithinCap: jest.fn().mockResolvedValue(true),
     },
     mailWorker: { wake: jest.fn() },
+    auditLog: {
+      record: jest.fn().mockResolvedValue(undefined),
+      recordAlone: jest.fn().mockResolvedValue(undefined),
+    },
     sessions: {
       start: jest.fn().mockResolvedValue({ sessionId: 'session-1', refreshToken: 'refresh-1' }),
       revokeAll: jest.fn().mockResolvedValue(undefined),
@@ -141,6 +146,7 @@ describe(AuthService.name, () => {
       mocks.mailWorker as unknown as OutboxWorker,
       mocks.sessions as unknown as SessionsService,
       {} as MfaService,
+      mocks.auditLog as unknown as AuditService,
       mocks.config as unknown as AuthConfig,
     );
   });

@@ -13,6 +13,7 @@ import { MfaRequiredException, TooManyRequestsException } from '../common/except
 import { MfaService } from '../mfa/mfa.service';
 import { renderSVG } from 'uqr';
 import { TransactionRunner } from '../common/transaction-runner';
+import { AuditService } from '../audit/audit.service';
 import { CappedKind, MailOutbox } from '../outbox/mail-outbox.service';
 import { OutboxWorker } from '../outbox/outbox.worker';
 import { PASSWORD_AND_OTP, Rotation, SessionClient, SessionsService, StartedSession } from '../sessions/sessions.service';
@@ -65,6 +66,7 @@ export class AuthService implements OnApplicationShutdown {
     private readonly mailWorker: OutboxWorker,
     private readonly sessions: SessionsService,
     private readonly mfa: MfaService,
+    private readonly auditLog: AuditService,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
@@ -85,6 +87,7 @@ export class AuthService implements OnApplicationShutdown {
       user = await this.users.create(newUser, async (manager, created) => {
         await this.outbox.enqueue(manager, 'welcome', created);
         session = await this.sessions.start(manager, created.id, clientOf(ctx));
+        await this.auditLog.record(manager, { type: 'signup', userId: created.id, sessionId: session.sessionId, client: clientOf(ctx) });
       });
     } catch (error) {
       if (error instanceof UserAlreadyExistsError) throw this.alreadyExists(error.field);
@@ -102,14 +105,18 @@ export class AuthService implements OnApplicationShutdown {
     const user = await this.users.findByEmailWithPassword(email);
     const check = await this.hasher.verify(user?.hashedPassword ?? null, dto.password);
     if (!user || check === 'mismatch') {
+      // Recorded on its own: the attempt changed nothing else. An unknown email leaves no trace of itself.
+      await this.signinFailed(user?.id ?? null, 'invalid_credentials', ctx);
       this.audit('signin_failed', user?.id ?? null, ctx);
       throw new UnauthorizedException(AuthErrors.INVALID_CREDENTIALS);
     }
     if (!user.isActive) {
+      await this.signinFailed(user.id, 'inactive', ctx);
       this.audit('signin_inactive', user.id, ctx);
       throw new ForbiddenException(AuthErrors.INACTIVE_USER);
     }
     if (this.config.requireVerifiedEmail && !user.isVerified) {
+      await this.signinFailed(user.id, 'email_not_verified', ctx);
       this.audit('signin_unverified', user.id, ctx);
       throw new ForbiddenException(AuthErrors.EMAIL_NOT_VERIFIED);
     }
@@ -130,7 +137,9 @@ export class AuthService implements OnApplicationShutdown {
       if ((await this.users.lockTokenVersion(manager, user.id)) !== user.tokenVersion) {
         throw new UnauthorizedException(AuthErrors.INVALID_CREDENTIALS);
       }
-      return this.sessions.start(manager, user.id, clientOf(ctx));
+      const started = await this.sessions.start(manager, user.id, clientOf(ctx));
+      await this.auditLog.record(manager, { type: 'signin', userId: user.id, sessionId: started.sessionId, client: clientOf(ctx), details: { amr: started.amr } });
+      return started;
     });
     this.audit('signed_in', user.id, ctx, session.sessionId);
     return this.tokenResponse(user, session);
@@ -155,9 +164,14 @@ export class AuthService implements OnApplicationShutdown {
         throw new UnauthorizedException(AuthErrors.INVALID_MFA_TOKEN);
       }
       if (factor === 'recovery-code') await this.outbox.enqueue(manager, 'recovery-code-used', user);
-      return { factor, session: await this.sessions.start(manager, user.id, clientOf(ctx), PASSWORD_AND_OTP) };
+      const session = await this.sessions.start(manager, user.id, clientOf(ctx), PASSWORD_AND_OTP);
+      const client = clientOf(ctx);
+      if (factor === 'recovery-code') await this.auditLog.record(manager, { type: 'recovery_code_used', userId: user.id, sessionId: session.sessionId, client });
+      await this.auditLog.record(manager, { type: 'signin', userId: user.id, sessionId: session.sessionId, client, details: { amr: session.amr } });
+      return { factor, session };
     });
     if (!outcome.session) {
+      await this.signinFailed(user.id, 'invalid_mfa_code', ctx);
       this.audit('signin_mfa_failed', user.id, ctx);
       throw new UnauthorizedException(AuthErrors.INVALID_MFA_CODE);
     }
@@ -170,7 +184,10 @@ export class AuthService implements OnApplicationShutdown {
   /** `PATCH /me`: the username and full name; the same rules as at sign-up. */
   async updateMe(user: User, dto: UpdateMeDto, ctx: RequestContext): Promise<UserResponse> {
     try {
-      const updated = await this.users.updateProfile(user.id, { username: dto.username, fullName: dto.full_name });
+      const fields = (['username', 'full_name'] as const).filter((field) => dto[field] !== undefined);
+      const updated = await this.users.updateProfile(user.id, { username: dto.username, fullName: dto.full_name }, async (manager) => {
+        if (fields.length > 0) await this.auditLog.record(manager, { type: 'profile_updated', userId: user.id, client: clientOf(ctx), details: { fields } });
+      });
       this.audit('profile_updated', user.id, ctx);
       return UserResponse.from(updated);
     } catch (error) {
@@ -196,6 +213,7 @@ export class AuthService implements OnApplicationShutdown {
       if (Array.isArray(confirmed)) {
         await this.sessions.elevateAndEndOthers(manager, user.id, sessionId);
         await this.outbox.enqueue(manager, 'mfa-enabled', user);
+        await this.auditLog.record(manager, { type: 'mfa_enabled', userId: user.id, sessionId, client: clientOf(ctx) });
         this.transactions.afterCommit(manager, () => this.users.changed(user.id));
       }
       return confirmed;
@@ -212,12 +230,13 @@ export class AuthService implements OnApplicationShutdown {
   }
 
   /** Turns TOTP off, with a code (TOTP or recovery) from a session that showed the second factor. */
-  async disableTotp(user: User, dto: MfaCodeDto, ctx: RequestContext): Promise<SuccessResponse> {
+  async disableTotp(user: User, dto: MfaCodeDto, ctx: RequestContext, sessionId?: string): Promise<SuccessResponse> {
     await this.admitPasswordAttempt(user.email, ctx);
     const disabled = await this.transactions.run(async (manager) => {
       if (!(await this.mfa.useCode(manager, user.id, dto.code))) return false;
       await this.mfa.disable(manager, user.id);
       await this.outbox.enqueue(manager, 'mfa-disabled', user);
+      await this.auditLog.record(manager, { type: 'mfa_disabled', userId: user.id, sessionId, client: clientOf(ctx) });
       this.transactions.afterCommit(manager, () => this.users.changed(user.id));
       return true;
     });
@@ -232,11 +251,15 @@ export class AuthService implements OnApplicationShutdown {
   }
 
   /** A new set of recovery codes; the old set is void. */
-  async newRecoveryCodes(user: User, ctx: RequestContext): Promise<RecoveryCodesResponse> {
+  async newRecoveryCodes(user: User, ctx: RequestContext, sessionId?: string): Promise<RecoveryCodesResponse> {
     // Only a session that showed the second factor gets here with it enabled (`@RequireAal`); without one
     // there is nothing to replace, and no session can be `aal2`.
     if (!user.mfaEnabled) throw new ForbiddenException(AuthErrors.ADDITIONAL_AUTH_REQUIRED);
-    const codes = await this.transactions.run((manager) => this.mfa.replaceRecoveryCodes(manager, user.id));
+    const codes = await this.transactions.run(async (manager) => {
+      const replaced = await this.mfa.replaceRecoveryCodes(manager, user.id);
+      await this.auditLog.record(manager, { type: 'recovery_codes_replaced', userId: user.id, sessionId, client: clientOf(ctx) });
+      return replaced;
+    });
     this.audit('recovery_codes_replaced', user.id, ctx);
     return { recovery_codes: codes };
   }
@@ -269,6 +292,10 @@ export class AuthService implements OnApplicationShutdown {
     ctx: RequestContext,
   ): Promise<{ rotation: Rotation; user: User | null }> {
     const rotation = await this.sessions.rotate(manager, presented, clientOf(ctx));
+    if (rotation.outcome === 'reused') {
+      // Written with the revocation it causes, which commits although the request fails.
+      await this.auditLog.record(manager, { type: 'refresh_reused', userId: rotation.userId, sessionId: rotation.sessionId, client: clientOf(ctx) });
+    }
     if (rotation.outcome !== 'rotated') return { rotation, user: null };
     // Never null: deleting a user deletes its sessions (ON DELETE CASCADE).
     const user = (await this.users.findById(rotation.userId, manager))!;
@@ -278,13 +305,20 @@ export class AuthService implements OnApplicationShutdown {
   }
 
   async signOut(user: User, sessionId: string, ctx: RequestContext): Promise<SuccessResponse> {
-    await this.sessions.revoke(user.id, sessionId);
+    await this.transactions.run(async (manager) => {
+      if (await this.sessions.revokeOne(manager, user.id, sessionId)) {
+        await this.auditLog.record(manager, { type: 'signout', userId: user.id, sessionId, client: clientOf(ctx) });
+      }
+    });
     this.audit('signed_out', user.id, ctx, sessionId);
     return { message: AuthMessages.SIGNED_OUT };
   }
 
-  async signOutEverywhere(user: User, ctx: RequestContext): Promise<SuccessResponse> {
-    await this.transactions.run((manager) => this.sessions.revokeAll(manager, user.id));
+  async signOutEverywhere(user: User, ctx: RequestContext, sessionId?: string): Promise<SuccessResponse> {
+    await this.transactions.run(async (manager) => {
+      await this.sessions.revokeAll(manager, user.id);
+      await this.auditLog.record(manager, { type: 'signout', userId: user.id, sessionId, client: clientOf(ctx), details: { scope: 'all' } });
+    });
     this.audit('signed_out_everywhere', user.id, ctx);
     return { message: AuthMessages.SIGNED_OUT_EVERYWHERE };
   }
@@ -296,7 +330,12 @@ export class AuthService implements OnApplicationShutdown {
 
   /** Ends one of the user's own sessions; someone else's id is answered like an unknown one. */
   async endSession(user: User, sessionId: string, ctx: RequestContext): Promise<SuccessResponse> {
-    if (!(await this.sessions.revoke(user.id, sessionId))) throw new NotFoundException(AuthErrors.SESSION_NOT_FOUND);
+    const ended = await this.transactions.run(async (manager) => {
+      if (!(await this.sessions.revokeOne(manager, user.id, sessionId))) return false;
+      await this.auditLog.record(manager, { type: 'session_revoked', userId: user.id, sessionId, client: clientOf(ctx) });
+      return true;
+    });
+    if (!ended) throw new NotFoundException(AuthErrors.SESSION_NOT_FOUND);
     this.audit('session_ended', user.id, ctx, sessionId);
     return { message: AuthMessages.SESSION_ENDED };
   }
@@ -351,6 +390,7 @@ export class AuthService implements OnApplicationShutdown {
       // The link came to this address: following it proves the address as well as a verification would.
       await this.users.markVerified(manager, found.id, this.config.clock());
       await this.outbox.enqueue(manager, 'password-changed', found);
+      await this.auditLog.record(manager, { type: 'password_reset', userId: found.id, client: clientOf(ctx) });
       return found;
     });
     this.mailWorker.wake();
@@ -361,7 +401,7 @@ export class AuthService implements OnApplicationShutdown {
     return { message: AuthMessages.PASSWORD_RESET };
   }
 
-  async changePassword(currentUser: User, dto: ChangePasswordDto, ctx: RequestContext): Promise<SuccessResponse> {
+  async changePassword(currentUser: User, dto: ChangePasswordDto, ctx: RequestContext, sessionId?: string): Promise<SuccessResponse> {
     const user = await this.users.findByIdWithPassword(currentUser.id);
     if (!user) throw new NotFoundException(AuthErrors.USER_NOT_FOUND);
     this.policy.assertAcceptable('new_password', dto.new_password, user);
@@ -383,6 +423,7 @@ export class AuthService implements OnApplicationShutdown {
       // A reset link mailed before the change would otherwise still set a password afterwards.
       await this.resetTokens.voidAll(manager, user.id);
       await this.outbox.enqueue(manager, 'password-changed', user);
+      await this.auditLog.record(manager, { type: 'password_changed', userId: user.id, sessionId, client: clientOf(ctx) });
     });
     this.mailWorker.wake();
     this.audit('password_changed', user.id, ctx);
@@ -392,7 +433,10 @@ export class AuthService implements OnApplicationShutdown {
   async verifyEmail(dto: VerifyEmailDto, ctx: RequestContext): Promise<SuccessResponse> {
     const userId = await this.transactions.run(async (manager) => {
       const redeemed = await this.verificationTokens.redeem(manager, dto.token);
-      if (redeemed !== null) await this.users.markVerified(manager, redeemed, this.config.clock());
+      if (redeemed !== null) {
+        await this.users.markVerified(manager, redeemed, this.config.clock());
+        await this.auditLog.record(manager, { type: 'email_verified', userId: redeemed, client: clientOf(ctx) });
+      }
       return redeemed;
     });
     if (userId === null) throw new BadRequestException(AuthErrors.INVALID_VERIFICATION_TOKEN);
@@ -472,6 +516,10 @@ export class AuthService implements OnApplicationShutdown {
     return new BadRequestException(
       field === 'email' ? AuthErrors.EMAIL_ALREADY_REGISTERED : AuthErrors.USERNAME_ALREADY_TAKEN,
     );
+  }
+
+  private signinFailed(userId: number | null, reason: string, ctx: RequestContext): Promise<void> {
+    return this.auditLog.recordAlone({ type: 'signin_failed', userId, client: clientOf(ctx), details: { reason } });
   }
 
   /** One line per auth event: what, which user (and session), which request, from where. Never a credential. */

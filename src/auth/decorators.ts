@@ -28,6 +28,15 @@ export const REQUIRED_AAL_KEY = 'auth:requiredAal';
  */
 export const RequireAal = (level: 'aal2'): MethodDecorator & ClassDecorator => SetMetadata(REQUIRED_AAL_KEY, level);
 
+export const REQUIRED_ROLES_KEY = 'auth:requiredRoles';
+
+/**
+ * With `JwtAuthGuard`: the user must hold at least one of `roles`, or the route answers 403
+ * `Insufficient role`. Checked against the user as stored (through the access check's cache, which a
+ * role change drops on every instance), not the token's copy, so a revoked role ends at once.
+ */
+export const Roles = (...roles: string[]): MethodDecorator & ClassDecorator => SetMetadata(REQUIRED_ROLES_KEY, roles);
+
 /** The id of the session whose access token authenticated this request (routes behind `JwtAuthGuard`). */
 export const CurrentSessionId = createParamDecorator((_data: unknown, context: ExecutionContext) => {
   return context.switchToHttp().getRequest<AuthenticatedRequest>()[SESSION_ID_KEY];

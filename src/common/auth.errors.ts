@@ -22,6 +22,9 @@ export const AuthErrors = {
   ADDITIONAL_AUTH_REQUIRED: 'Additional authentication required',
   MFA_FAILED: 'Error managing two-factor authentication',
   PROFILE_UPDATE_FAILED: 'Error updating profile',
+  INSUFFICIENT_ROLE: 'Insufficient role',
+  EVENTS_FAILED: 'Error reading events',
+  ADMIN_FAILED: 'Error managing users',
   TOO_MANY_REQUESTS: 'Too many requests, try again later',
   BUSY: 'The service is busy, try again in a moment',
   DATABASE_UNAVAILABLE: 'The database is unavailable, try again in a moment',
@@ -48,5 +51,8 @@ export const AuthMessages = {
   SIGNED_OUT_EVERYWHERE: 'Signed out of all sessions',
   SESSION_ENDED: 'Session ended',
   MFA_DISABLED: 'Two-factor authentication disabled',
+  USER_LOCKED: 'User locked',
+  USER_UNLOCKED: 'User unlocked',
+  USER_SIGNED_OUT: 'User signed out of all sessions',
   VERIFICATION_EMAIL_SENT: 'If the email is registered and not yet verified, a verification link has been sent',
 } as const;

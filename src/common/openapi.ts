@@ -23,6 +23,7 @@ export const {
   ApiOperation,
   ApiProperty,
   ApiPropertyOptional,
+  ApiQuery,
   ApiResponse,
   ApiSchema,
   ApiTags,

@@ -4,6 +4,7 @@ import { SessionsAndRefreshTokens1764100000000 } from './1764100000000-sessions-
 import { SigningKeys1764110000000 } from './1764110000000-signing-keys';
 import { SecondFactor1764120000000 } from './1764120000000-second-factor';
 import { CanonicalEmails1764130000000 } from './1764130000000-canonical-emails';
+import { RolesAndAuditEvents1764140000000 } from './1764140000000-roles-and-audit-events';
 
 /** The module's migrations, in order. A host app adds them to its DataSource's `migrations`. */
 export const AUTH_MIGRATIONS = [
@@ -13,4 +14,5 @@ export const AUTH_MIGRATIONS = [
   SigningKeys1764110000000,
   SecondFactor1764120000000,
   CanonicalEmails1764130000000,
+  RolesAndAuditEvents1764140000000,
 ];

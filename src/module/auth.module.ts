@@ -40,6 +40,10 @@ import { RedisConnection } from '../common/redis-connection';
 import { RefreshTokenCookie } from '../auth/refresh-token-cookie';
 import { MailRequestLimiter, SigninFailureLimiter } from '../rate-limits/signin-failures';
 import { KnownAddresses } from '../rate-limits/known-addresses';
+import { AuthEvent } from '../audit/auth-event.entity';
+import { AuditService } from '../audit/audit.service';
+import { AdminController } from '../auth/admin.controller';
+import { AdminService } from '../auth/admin.service';
 
 /** Every entity the module needs the host's DataSource to know (and its migrations to create). */
 export const AUTH_ENTITIES = [
@@ -53,6 +57,7 @@ export const AUTH_ENTITIES = [
   TotpFactor,
   RecoveryCode,
   MfaChallenge,
+  AuthEvent,
 ];
 
 /**
@@ -65,7 +70,7 @@ export const AUTH_ENTITIES = [
  */
 @Module({
   imports: [TypeOrmModule.forFeature(AUTH_ENTITIES)],
-  controllers: [AuthController],
+  controllers: [AuthController, AdminController],
   providers: [
     {
       provide: AUTH_CONFIG,
@@ -102,11 +107,13 @@ export const AUTH_ENTITIES = [
     AuthRoutes,
     ParserErrorBoundary,
     AuthService,
+    AuditService,
+    AdminService,
   ],
-  exports: [AuthService, UsersService, SessionsService, JwtAuthGuard, BearerAuthenticator, SigningKeys, AUTH_CONFIG, RedisConnection],
+  exports: [AuthService, UsersService, AuditService, AdminService, SessionsService, JwtAuthGuard, BearerAuthenticator, SigningKeys, AUTH_CONFIG, RedisConnection],
 })
 export class AuthModule extends AuthConfigurableModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(BodyLimitMiddleware).forRoutes(AuthController);
+    consumer.apply(BodyLimitMiddleware).forRoutes(AuthController, AdminController);
   }
 }

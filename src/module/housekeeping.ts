@@ -1,12 +1,13 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { MailOutbox } from '../outbox/mail-outbox.service';
 import { SessionsService } from '../sessions/sessions.service';
+import { AuditService } from '../audit/audit.service';
 
 const INTERVAL_MS = 60 * 60 * 1000;
 
 /**
  * Keeps the module's tables from growing without bound: hourly, on every instance (each deletion is
- * idempotent, so instances need no coordination), ended sessions and old sent mail go.
+ * idempotent, so instances need no coordination), ended sessions, old sent mail and audit events past `auditRetentionDays` go.
  */
 @Injectable()
 export class Housekeeping implements OnApplicationBootstrap, OnModuleDestroy {
@@ -17,6 +18,7 @@ export class Housekeeping implements OnApplicationBootstrap, OnModuleDestroy {
   constructor(
     private readonly sessions: SessionsService,
     private readonly outbox: MailOutbox,
+    private readonly auditLog: AuditService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -37,6 +39,7 @@ export class Housekeeping implements OnApplicationBootstrap, OnModuleDestroy {
     const tasks: [string, () => Promise<number>][] = [
       ['ended sessions', () => this.sessions.prune()],
       ['sent mail', () => this.outbox.pruneSent()],
+      ['audit events past their retention', () => this.auditLog.prune()],
     ];
     for (const [what, task] of tasks) {
       try {

@@ -39,6 +39,7 @@ export interface AuthConfig {
   };
   passwordHashing: { memoryCost: number; timeCost: number; parallelism: number; maxConcurrent: number; maxQueued: number };
   userCacheTtlSeconds: number;
+  auditRetentionDays: number;
   clock: () => Date;
 }
 
@@ -166,6 +167,7 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     },
     passwordHashing: hashing,
     userCacheTtlSeconds: positiveInteger('userCacheTtlSeconds', options.userCacheTtlSeconds ?? 5, 0),
+    auditRetentionDays: positiveInteger('auditRetentionDays', options.auditRetentionDays ?? 365),
     clock: options.clock ?? (() => new Date()),
   };
 }

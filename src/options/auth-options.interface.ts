@@ -147,6 +147,8 @@ export interface AuthModuleOptions {
    * in the database take up to this long. `0` reads the user on every guarded request. Default 5.
    */
   userCacheTtlSeconds?: number;
+  /** Days audit events are kept; the hourly housekeeping deletes older ones. Default 365. */
+  auditRetentionDays?: number;
   /** Source of the current time, for tests that move it. Default `() => new Date()`. */
   clock?: () => Date;
 }

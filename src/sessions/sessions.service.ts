@@ -176,6 +176,11 @@ export class SessionsService {
     return this.transactions.run((manager) => this.revokeWhere(manager, userId, { id: sessionId }));
   }
 
+  /** `revoke` in the caller's transaction (so that its audit event commits with it). */
+  revokeOne(manager: EntityManager, userId: number, sessionId: string): Promise<boolean> {
+    return this.revokeWhere(manager, userId, { id: sessionId });
+  }
+
   /** Ends every session of the user, in the caller's transaction (password change and reset). */
   async revokeAll(manager: EntityManager, userId: number): Promise<void> {
     await this.revokeWhere(manager, userId, {});

@@ -44,6 +44,10 @@ export class User {
   @Column({ name: 'mfa_enabled', type: 'boolean', default: false })
   mfaEnabled: boolean;
 
+  /** Role names (`admin`, …), checked by `@Roles()` on every request and carried in access tokens. */
+  @Column({ type: 'simple-array', default: '' })
+  roles: string[];
+
   @Column({ name: 'token_version', type: 'integer', default: 0 })
   tokenVersion: number;
 

@@ -48,6 +48,11 @@ export function canonicalUsername(username: string): string {
   return username.normalize('NFKC').toLowerCase();
 }
 
+/** `LIKE` reads `%`, `_` and the escape character itself as patterns: a search for `a_b` means those three characters. */
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (char) => `\\${char}`);
+}
+
 function isUniqueViolation(error: unknown): boolean {
   if (!(error instanceof QueryFailedError)) return false;
   const driverError = error.driverError as { code?: string } | undefined;
@@ -131,7 +136,11 @@ export class UsersService {
    * Changes the username and/or full name (`null` clears it). A username another account holds, in any
    * case, is refused with `UserAlreadyExistsError`; the unique index decides a race.
    */
-  async updateProfile(id: number, changes: { username?: string; fullName?: string | null }): Promise<User> {
+  async updateProfile(
+    id: number,
+    changes: { username?: string; fullName?: string | null },
+    alongside: (manager: EntityManager) => Promise<void>,
+  ): Promise<User> {
     const set: Partial<User> = {};
     if (changes.fullName !== undefined) set.fullName = changes.fullName;
     if (changes.username !== undefined) {
@@ -144,6 +153,7 @@ export class UsersService {
     try {
       const user = await this.transactions.run(async (manager) => {
         if (Object.keys(set).length > 0) await manager.getRepository(User).update({ id }, set);
+        await alongside(manager);
         return (await this.findById(id, manager))!;
       });
       this.changes.notify(id);
@@ -191,6 +201,37 @@ export class UsersService {
   /** Tells the holders of copies of users (the access-check cache) that this one changed. */
   changed(id: number): void {
     this.changes.notify(id);
+  }
+
+  /**
+   * Activates or deactivates the account in the caller's transaction; false when there is no such user.
+   * Announced after the commit, so every instance's access check sees it on its next request.
+   */
+  async setActiveIn(manager: EntityManager, id: number, isActive: boolean): Promise<boolean> {
+    const result = await manager.getRepository(User).update({ id }, { isActive });
+    if (!result.affected) return false;
+    this.transactions.afterCommit(manager, () => this.changes.notify(id));
+    return true;
+  }
+
+  /** Replaces the user's roles in the caller's transaction; announced after the commit like `setActiveIn`. */
+  async setRoles(manager: EntityManager, id: number, roles: string[]): Promise<void> {
+    await manager.getRepository(User).update({ id }, { roles });
+    this.transactions.afterCommit(manager, () => this.changes.notify(id));
+  }
+
+  /**
+   * A page of users in id order after `afterId`, those whose email or username starts with `query`
+   * (compared in their stored forms: canonical email, lower-cased NFKC username) when one is given.
+   */
+  async page(options: { query?: string; afterId?: number; limit: number }): Promise<User[]> {
+    const query = this.users.createQueryBuilder('user').where('1 = 1');
+    if (options.query) {
+      const prefix = `${escapeLike(canonicalUsername(options.query.trim()))}%`;
+      query.andWhere("(user.email LIKE :prefix ESCAPE '\\' OR user.usernameCanonical LIKE :prefix ESCAPE '\\')", { prefix });
+    }
+    if (options.afterId !== undefined) query.andWhere('user.id > :afterId', { afterId: options.afterId });
+    return query.orderBy('user.id', 'ASC').limit(options.limit).getMany();
   }
 
   /** Activates or deactivates the account; a deactivated user gets 403 on sign-in and every guarded route. */

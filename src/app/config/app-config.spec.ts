@@ -329,3 +329,17 @@ describe('signing settings', () => {
     expect(configErrorOf({ SIGNING_KEY_ROTATION_DAYS: '0' }).message).toMatch(/^SIGNING_KEY_ROTATION_DAYS must be an integer from 1 to 365/);
   });
 });
+
+describe('audit settings', () => {
+  it('keeps events 365 days by default', () => {
+    expect(loadAppConfig(env()).auditRetentionDays).toBe(365);
+  });
+
+  it('reads AUDIT_RETENTION_DAYS', () => {
+    expect(loadAppConfig(env({ AUDIT_RETENTION_DAYS: '30' })).auditRetentionDays).toBe(30);
+  });
+
+  it.each([['0'], ['-1'], ['ten']])('refuses AUDIT_RETENTION_DAYS=%s', (value) => {
+    expect(configErrorOf({ AUDIT_RETENTION_DAYS: value }).message).toMatch(/^AUDIT_RETENTION_DAYS must be an integer from 1 to 3650/);
+  });
+});

@@ -42,6 +42,7 @@ export interface AppConfig {
   passwordResetMailsPerHour: number;
   verificationMailsPerHour: number;
   mailRequestsPerAccountPerHour: number;
+  auditRetentionDays: number;
   /** Express/Fastify `trust proxy`: false, a hop count, or a list of addresses and CIDRs. */
   trustProxy: false | number | string[];
 }
@@ -245,6 +246,7 @@ export function loadAppConfig(env: Env): AppConfig {
     passwordResetMailsPerHour: integer(env, 'PASSWORD_RESET_MAILS_PER_HOUR', 3, 1, 100),
     verificationMailsPerHour: integer(env, 'VERIFICATION_MAILS_PER_HOUR', 3, 1, 100),
     mailRequestsPerAccountPerHour: integer(env, 'MAIL_REQUESTS_PER_ACCOUNT_PER_HOUR', 10, 1, 1000),
+    auditRetentionDays: integer(env, 'AUDIT_RETENTION_DAYS', 365, 1, 10 * 365),
     trustProxy: trustProxy(env),
     corsOrigins: corsOrigins(env),
   };

@@ -24,6 +24,9 @@ export class UserResponse {
   @ApiProperty({ example: false, description: 'Whether sign-in asks for a TOTP code after the password' })
   mfa_enabled: boolean;
 
+  @ApiProperty({ type: [String], example: [], description: 'Role names (`admin`, …)' })
+  roles: string[];
+
   @ApiProperty({ example: '2026-11-25T14:51:26.000Z', format: 'date-time' })
   created_at: string;
 
@@ -37,6 +40,7 @@ export class UserResponse {
       is_active: user.isActive,
       is_verified: user.isVerified,
       mfa_enabled: user.mfaEnabled,
+      roles: user.roles,
       created_at: user.createdAt.toISOString(),
     };
   }
