@@ -169,6 +169,8 @@ run('database faults: PostgreSQL behind a proxy that is cut and restored', () =>
     // The welcome mail of every acknowledged sign-up goes out once the database is back. A message the
     // worker had claimed when the cut came could record no outcome (its token is minted, and its outcome
     // written, in the database): it waits for its claim to run out (60 s, CLAIM_LEASE_MS) and goes then.
+    const restoredLast = Date.now();
     await waitUntil('every acknowledged sign-up has its welcome mail', () => acknowledged.every((email) => smtp.to(email).length > 0), MAIL_BOUND_MS);
+    console.log(`${kind}: ${acknowledged.length} acknowledged sign-ups, every welcome out ${Date.now() - restoredLast} ms after the checks`);
   }, 240_000);
 });
