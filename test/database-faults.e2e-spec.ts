@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
 import { newAccount, waitUntil } from './support/fixtures';
 import { sampleLiveness } from './support/liveness';
-import { sendRaw } from './support/raw-http';
+import { jsonRequest, sendRaw } from './support/raw-http';
 import { TestSmtpServer } from './support/smtp';
 import { RunningApp, startStandalone } from './support/standalone';
 import { TcpProxy } from './support/tcp-proxy';
@@ -49,12 +49,10 @@ run('database faults: PostgreSQL behind a proxy that is cut and restored', () =>
   let refreshToken: string;
 
   const request = async (route: string, method: string, path: string, body?: object, bearer?: string): Promise<Outcome> => {
-    const headers: Record<string, string> = {};
-    if (body) headers['content-type'] = 'application/json';
-    if (bearer) headers.authorization = `Bearer ${bearer}`;
+    const sent = body ? jsonRequest(method, path, body, bearer) : { method, path, headers: bearer ? { authorization: `Bearer ${bearer}` } : {} };
     const started = Date.now();
     try {
-      const res = await sendRaw(server.baseUrl, { method, path, headers, body: body && Buffer.from(JSON.stringify(body)) }, 30_000);
+      const res = await sendRaw(server.baseUrl, sent, 30_000);
       return { route, status: res.status, ms: res.ms, body: res.text };
     } catch (error) {
       return { route, status: 0, ms: Date.now() - started, body: String(error) };
