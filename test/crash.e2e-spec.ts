@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
 import { newAccount, waitUntil } from './support/fixtures';
-import { sendRaw } from './support/raw-http';
+import { jsonRequest, sendRaw } from './support/raw-http';
 import { TestSmtpServer, tokenFromMail } from './support/smtp';
 import { RunningApp, startStandalone } from './support/standalone';
 import { TEST_JWT_SECRET } from './support/test-app';
@@ -56,9 +56,8 @@ run('crash: SIGKILL during a burst of sign-ups, then a restart on the same datab
     const senders = Array.from({ length: SENDERS }, async () => {
       while (bursting) {
         const account = newAccount();
-        const body = Buffer.from(JSON.stringify(account));
         try {
-          const res = await sendRaw(first.baseUrl, { method: 'POST', path: `${AUTH}/signup`, headers: { 'content-type': 'application/json' }, body }, 10_000);
+          const res = await sendRaw(first.baseUrl, jsonRequest('POST', `${AUTH}/signup`, account), 10_000);
           outcomes.push({ email: account.email, status: res.status });
         } catch (error) {
           // The process died before answering: this sign-up may or may not have committed.
@@ -130,8 +129,7 @@ run('crash: SIGKILL during a burst of sign-ups, then a restart on the same datab
     const verified = await Promise.all(
       users.map(async (u) => {
         const last = smtp.to(u.email).filter((mail) => WELCOME.test(mail.subject)).at(-1)!;
-        const body = Buffer.from(JSON.stringify({ token: tokenFromMail(last) }));
-        return (await sendRaw(second.baseUrl, { method: 'POST', path: `${AUTH}/verify-email`, headers: { 'content-type': 'application/json' }, body }, 10_000)).status;
+        return (await sendRaw(second.baseUrl, jsonRequest('POST', `${AUTH}/verify-email`, { token: tokenFromMail(last) }), 10_000)).status;
       }),
     );
     expect(verified.filter((status) => status !== 200)).toEqual([]);

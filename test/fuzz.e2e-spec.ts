@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createTestDatabase, DATABASES, TestDatabase } from './support/databases';
 import { newAccount } from './support/fixtures';
 import { LivenessReport, sampleLiveness } from './support/liveness';
-import { RawRequest, RawResponse, sendRaw } from './support/raw-http';
+import { jsonRequest, RawRequest, RawResponse, sendRaw } from './support/raw-http';
 import { Case, CASES, wire, World } from './support/request-arbitraries';
 import { TestSmtpServer } from './support/smtp';
 import { RunningApp, startStandalone } from './support/standalone';
@@ -94,12 +94,12 @@ const FOUND: { what: string; request: (world: World) => RawRequest; status: numb
   },
   {
     what: 'U+0000 in full_name (PostgreSQL refuses it in text: 500)',
-    request: () => jsonRequest('POST', `${AUTH}/signup`, JSON.stringify({ ...newAccount(), full_name: 'Ada\u0000' })),
+    request: () => jsonRequest('POST', `${AUTH}/signup`, { ...newAccount(), full_name: 'Ada\u0000' }),
     status: 422,
   },
   {
     what: '51 "❤️" in full_name (MaxLength counted 51 characters, the varchar(100) column 102: 500 on PostgreSQL)',
-    request: () => jsonRequest('POST', `${AUTH}/signup`, JSON.stringify({ ...newAccount(), full_name: '❤\ufe0f'.repeat(51) })),
+    request: () => jsonRequest('POST', `${AUTH}/signup`, { ...newAccount(), full_name: '❤\ufe0f'.repeat(51) }),
     status: 422,
   },
   {
@@ -129,10 +129,6 @@ const FOUND: { what: string; request: (world: World) => RawRequest; status: numb
   },
 ];
 
-function jsonRequest(method: string, path: string, body: string): RawRequest {
-  return { method, path, headers: { 'content-type': 'application/json' }, body: Buffer.from(body) };
-}
-
 describe.each(matrix(DATABASES))('fuzzing every route on %s with %s', (databaseKind, adapter) => {
   let database: TestDatabase;
   let smtp: TestSmtpServer;
@@ -140,10 +136,7 @@ describe.each(matrix(DATABASES))('fuzzing every route on %s with %s', (databaseK
   let workdir: string;
   let world: World;
 
-  function call(path: string, body: object): Promise<RawResponse> {
-    const headers = { 'content-type': 'application/json' };
-    return sendRaw(server.baseUrl, { method: 'POST', path, headers, body: Buffer.from(JSON.stringify(body)) }, REQUEST_TIMEOUT_MS);
-  }
+  const call = (path: string, body: object): Promise<RawResponse> => sendRaw(server.baseUrl, jsonRequest('POST', path, body), REQUEST_TIMEOUT_MS);
 
   function worldFrom(res: RawResponse, emailAddress: string, password: string): World {
     const body = JSON.parse(res.text) as { access_token: string; refresh_token: string; user: { id: number } };

@@ -15,6 +15,13 @@ export interface RawResponse {
   ms: number;
 }
 
+/** A JSON request as a well-behaved client sends it; a string body is sent as it is. */
+export function jsonRequest(method: string, path: string, body: string | object, bearer?: string): RawRequest {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (bearer) headers.authorization = `Bearer ${bearer}`;
+  return { method, path, headers, body: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)) };
+}
+
 /**
  * One request over its own connection, with none of the normalisation a client library applies, so a
  * test can send malformed paths, odd headers and bodies of any bytes. Rejects if no answer comes within
