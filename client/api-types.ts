@@ -363,6 +363,23 @@ export interface paths {
         patch: operations["updateMe"];
         trace?: never;
     };
+    "/api/v1/auth/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in user's own audit events, newest first */
+        get: operations["ownEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/jwks": {
         parameters: {
             query?: never;
@@ -372,6 +389,125 @@ export interface paths {
         };
         /** The public keys access tokens are signed with (JWKS); 404 when they are signed with HS256 */
         get: operations["jwks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Users in id order; `query` matches the start of the email or the username */
+        get: operations["adminListUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/admin/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One user */
+        get: operations["adminGetUser"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/admin/users/{id}/lock": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Deactivate the account and end every session: refused on the next request on every instance */
+        post: operations["adminLock"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/admin/users/{id}/unlock": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Activate the account again (its sessions stay ended) */
+        post: operations["adminUnlock"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/admin/users/{id}/signout-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End every session of the user: their tokens are refused on the next request on every instance */
+        post: operations["adminSignOutAll"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/admin/users/{id}/roles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Replace the user's roles; takes effect on the user's next request on every instance */
+        put: operations["adminSetRoles"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/admin/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Audit events, newest first, filtered by user, type and time (`from` inclusive, `to` exclusive) */
+        get: operations["adminEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -482,6 +618,11 @@ export interface components {
              * @example false
              */
             mfa_enabled: boolean;
+            /**
+             * @description Role names (`admin`, …)
+             * @example []
+             */
+            roles: string[];
             /**
              * Format: date-time
              * @example 2026-11-25T14:51:26.000Z
@@ -660,6 +801,72 @@ export interface components {
             /** @example Ada Lovelace */
             full_name?: string | null;
         };
+        AuthEventResponse: {
+            /** @example 1042 */
+            id: number;
+            /**
+             * @description signup, signin, signin_failed, signout, session_revoked, refresh_reused, password_changed, …
+             * @example signin
+             */
+            type: string;
+            /**
+             * @description Null for a failed sign-in with an unknown email
+             * @example 7
+             */
+            user_id: number | null;
+            /** @example 8f14e45f-ceea-467f-a0e6-2b1e5c3a9d4b */
+            session_id: string | null;
+            /**
+             * @description Client address after the trusted-proxy rules
+             * @example 203.0.113.7
+             */
+            ip: string | null;
+            /** @example Mozilla/5.0 (X11; Linux x86_64) Firefox/142.0 */
+            user_agent: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-25T14:51:26.000Z
+             */
+            created_at: string;
+            /**
+             * @description What else the event says (a reason, the roles changed, the acting admin); never a secret
+             * @example {
+             *       "amr": [
+             *         "pwd"
+             *       ]
+             *     }
+             */
+            details: {
+                [key: string]: unknown;
+            } | null;
+        };
+        EventPageResponse: {
+            /** @description Newest first */
+            items: components["schemas"]["AuthEventResponse"][];
+            /**
+             * @description Pass as `cursor` for the next page; null on the last
+             * @example 1001
+             */
+            next_cursor: string | null;
+        };
+        UserPageResponse: {
+            /** @description In id order */
+            items: components["schemas"]["UserResponse"][];
+            /**
+             * @description Pass as `cursor` for the next page; null on the last
+             * @example 51
+             */
+            next_cursor: string | null;
+        };
+        SetRolesDto: {
+            /**
+             * @description The complete new set of roles
+             * @example [
+             *       "admin"
+             *     ]
+             */
+            roles: string[];
+        };
     };
     responses: never;
     parameters: never;
@@ -822,7 +1029,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The body does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -938,7 +1145,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The body does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1045,7 +1252,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The body does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1264,7 +1471,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The body does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1389,7 +1596,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The body does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1590,7 +1797,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The body does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2028,7 +2235,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The body does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2133,7 +2340,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The body does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2229,7 +2436,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The body does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2325,7 +2532,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The body does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2450,7 +2657,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The body does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2660,7 +2867,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The body does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2687,6 +2894,104 @@ export interface operations {
                 };
             };
             /** @description Unexpected failure, logged with `request_id`. `detail`: `Error updating profile` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    ownEvents: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPageResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error reading events` */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2752,6 +3057,682 @@ export interface operations {
                 };
             };
             /** @description Unexpected failure, logged with `request_id`. `detail`: `Internal Server Error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    adminListUsers: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page */
+                cursor?: string;
+                limit?: number;
+                query?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserPageResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive`, `Insufficient role`, `Additional authentication required` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error managing users` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    adminGetUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive`, `Insufficient role`, `Additional authentication required` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error managing users` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    adminLock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuccessResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive`, `Insufficient role`, `Additional authentication required` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error managing users` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    adminUnlock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuccessResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive`, `Insufficient role`, `Additional authentication required` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error managing users` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    adminSignOutAll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuccessResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive`, `Insufficient role`, `Additional authentication required` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error managing users` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    adminSetRoles: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetRolesDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserResponse"];
+                };
+            };
+            /** @description The request was refused. `detail`: `Malformed request body: it is not valid JSON` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive`, `Insufficient role`, `Additional authentication required` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is over 16 KiB. `detail`: `Request body is too large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is not `application/json` (forms and text are refused, so a cross-site form cannot post here). `detail`: `Unsupported content type: send application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error managing users` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    adminEvents: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page */
+                cursor?: string;
+                limit?: number;
+                to?: string;
+                from?: string;
+                type?: string;
+                user_id?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPageResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive`, `Insufficient role`, `Additional authentication required` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error reading events` */
             500: {
                 headers: {
                     [name: string]: unknown;

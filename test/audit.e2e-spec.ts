@@ -190,6 +190,11 @@ describe.each(matrix(DATABASES))('audit log on %s with %s', (databaseKind, adapt
       keep(disableCode);
       await t.http().post(`${AUTH}/mfa/totp/disable`).set(bearer(aal2.body.access_token)).send({ code: disableCode }).expect(200);
 
+      // The profile: a new full name (a generated secret, so the leak check would see it in an event).
+      const fullName = generatedPassword().slice(0, 60);
+      keep(fullName);
+      await t.http().patch(`${AUTH}/me`).set(bearer(aal2.body.access_token)).send({ full_name: fullName }).expect(200);
+
       const newPassword = generatedPassword();
       keep(newPassword);
       await t.http().post(`${AUTH}/change-password`).set(bearer(aal2.body.access_token)).send({ old_password: password, new_password: newPassword }).expect(200);

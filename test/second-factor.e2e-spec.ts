@@ -242,7 +242,8 @@ describe('second factor across two instances', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase(DATABASES.includes('postgres') ? 'postgres' : 'sqlite');
-    apps = await Promise.all([0, 1].map(() => startTestApp({ adapter: 'fastify', databaseUrl: database.url })));
+    // One after the other: two processes running the migrations at once would race on CREATE TABLE.
+    for (let i = 0; i < 2; i++) apps.push(await startTestApp({ adapter: 'fastify', databaseUrl: database.url }));
   });
 
   afterAll(async () => {
