@@ -89,6 +89,7 @@ describe('the client in Node (bearer mode)', () => {
       isActive: true,
       isVerified: false,
       mfaEnabled: false,
+      roles: [],
       createdAt: expect.any(String),
     });
     expect(seen).toEqual([user]);

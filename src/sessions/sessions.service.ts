@@ -168,16 +168,12 @@ export class SessionsService {
   }
 
   /**
-   * Ends one live session of the user; false when the user has no such live session. An id from a URL
-   * can hold anything, U+0000 included, which PostgreSQL refuses with an error rather than finding nothing.
+   * Ends one live session of the user, in the caller's transaction (so that its audit event commits with
+   * it); false when the user has no such live session. An id from a URL can hold anything, U+0000
+   * included, which PostgreSQL refuses with an error rather than finding nothing.
    */
-  async revoke(userId: number, sessionId: string): Promise<boolean> {
+  async revokeOne(manager: EntityManager, userId: number, sessionId: string): Promise<boolean> {
     if (!isSessionId(sessionId)) return false;
-    return this.transactions.run((manager) => this.revokeWhere(manager, userId, { id: sessionId }));
-  }
-
-  /** `revoke` in the caller's transaction (so that its audit event commits with it). */
-  revokeOne(manager: EntityManager, userId: number, sessionId: string): Promise<boolean> {
     return this.revokeWhere(manager, userId, { id: sessionId });
   }
 
