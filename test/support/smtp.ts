@@ -15,7 +15,16 @@ export interface ReceivedMail {
 export interface TestSmtpOptions {
   /** Recipients refused with a permanent 550, as a server does for a mailbox that does not exist. */
   rejectRecipient?: (address: string) => boolean;
+  /**
+   * For a server the test stops and brings back: listen on a port below the kernel's ephemeral range
+   * (32768 and up on Linux), so that while it is down no other suite's `listen(0)` can be handed its port
+   * and answer in its place.
+   */
+  restartable?: boolean;
 }
+
+/** Ports below Linux's default ephemeral range, which `listen(0)` never hands out. */
+const RESTARTABLE_PORTS = { first: 20_000, count: 12_000 };
 
 /** A real SMTP server on a free loopback port; the tests read what arrived. */
 export class TestSmtpServer {
@@ -36,8 +45,19 @@ export class TestSmtpServer {
 
   static async start(options: TestSmtpOptions = {}): Promise<TestSmtpServer> {
     const smtp = new TestSmtpServer(options);
-    await smtp.listen(0);
-    return smtp;
+    if (!options.restartable) {
+      await smtp.listen(0);
+      return smtp;
+    }
+    for (let attempt = 0; ; attempt++) {
+      const port = RESTARTABLE_PORTS.first + Math.floor(Math.random() * RESTARTABLE_PORTS.count);
+      try {
+        await smtp.listen(port);
+        return smtp;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 20) throw error;
+      }
+    }
   }
 
   /** Listens (again) on the given port, 0 for any; used to bring a stopped server back. */
