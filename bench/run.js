@@ -4,6 +4,7 @@
 //   BENCH_SECONDS (default 10)   duration of each measured phase
 //   BENCH_DATABASE_URL           a PostgreSQL server URL (default postgres://postgres@127.0.0.1:5432/test);
 //                                a fresh database is made on it and dropped after
+//   BENCH_MAIN                   another build's dist/src/app/main.js, to measure a baseline with this script
 'use strict';
 const { spawn } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
@@ -11,11 +12,25 @@ const { readFileSync, mkdtempSync, rmSync } = require('node:fs');
 const os = require('node:os');
 const { join } = require('node:path');
 const autocannon = require('autocannon');
-const { freshPostgresDatabase, startApp } = require('./support');
+const { freshPostgresDatabase, startApp, MAIN } = require('./support');
+const { countSignInAndRefresh } = require('./sql-count');
+const { describeStatements } = require('./sql-statements');
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const PASSWORD = 'benchmark password 1';
+const APP_MAIN = process.env.BENCH_MAIN ?? MAIN;
+/** Accounts the spread sign-in phase cycles through. */
+const SPREAD_ACCOUNTS = 1000;
+/** Sessions the refresh phase rotates side by side, one chain of refresh tokens per connection. */
+const REFRESH_CONNECTIONS = 50;
+const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/** CPU time a process has used so far, all its threads, in milliseconds (utime + stime). */
+function cpuMs(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
 
 function cannon(options) {
   return new Promise((resolve, reject) => {
@@ -43,13 +58,14 @@ function rawArgon2Rate() {
       await Promise.all(Array.from({ length: inFlight }, async () => {
         while (Date.now() < end) { await argon2.verify(hash, ${JSON.stringify(PASSWORD)}); done++; }
       }));
-      process.stdout.write(String(done / ${SECONDS}));
+      const cpu = process.cpuUsage();
+      process.stdout.write(JSON.stringify({ rate: done / ${SECONDS}, cpuMsPerVerify: (cpu.user + cpu.system) / 1000 / done }));
     })();`;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', script], { cwd: join(__dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (c) => (out += c));
-    child.on('exit', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`argon2 probe exited ${code}`))));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`argon2 probe exited ${code}`))));
   });
 }
 
@@ -63,7 +79,7 @@ async function startBenchApp(databaseUrl, port) {
     RATE_LIMIT_PER_MINUTE: '0',
     SIGNIN_MAX_FAILURES: '100',
   };
-  const app = await startApp({ env, port, cwd, stdio: ['ignore', 'ignore', 'inherit'] });
+  const app = await startApp({ env, port, cwd, main: APP_MAIN, stdio: ['ignore', 'ignore', 'inherit'] });
   return { ...app, cwd };
 }
 
@@ -79,6 +95,71 @@ function cannonInChild(args) {
   });
 }
 
+/**
+ * Sign-ins under load with the app's CPU time over the phase: what a sign-in costs the app beyond its
+ * hash is its CPU per sign-in less what one verification costs in the raw probe.
+ */
+async function signInPhase(pid, options) {
+  const before = cpuMs(pid);
+  const result = await cannon({ url: options.url, method: 'POST', headers: json, connections: 16, ...options });
+  return { result, cpuMsPerRequest: (cpuMs(pid) - before) / Math.max(1, result['2xx']) };
+}
+
+/** Refresh token chains, one per connection, started by `tokens` and carried from answer to request. */
+function refreshRequests(tokens) {
+  let next = 0;
+  return [
+    {
+      method: 'POST',
+      path: '/api/v1/auth/refresh',
+      headers: json,
+      setupRequest: (request, context) => {
+        context.slot ??= next++ % tokens.length;
+        return { ...request, body: JSON.stringify({ refresh_token: tokens[context.slot] }) };
+      },
+      onResponse: (status, body, context) => {
+        if (status === 200) tokens[context.slot] = JSON.parse(body).refresh_token;
+      },
+    },
+  ];
+}
+
+async function signInMany(base, account, count) {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const res = await fetch(`${base}/api/v1/auth/signin`, { method: 'POST', headers: json, body: JSON.stringify(account) });
+      if (res.status !== 200) throw new Error(`sign-in failed: ${res.status} ${await res.text()}`);
+      return (await res.json()).refresh_token;
+    }),
+  );
+}
+
+/**
+ * Accounts that share the sign-in account's password hash, straight into the database; and that account
+ * at its session cap, so that every sign-in of the one-account phase also ends its oldest session.
+ */
+async function seedSpreadAccounts(databaseUrl, fromEmail) {
+  const { Client } = require('pg');
+  const client = new Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query(
+      `INSERT INTO users (email, username, username_canonical, hashed_password, is_active, is_verified, roles, token_version, created_at, updated_at)
+       SELECT 'spread' || n || '@example.com', 'spread' || n, 'spread' || n, u.hashed_password, true, true, '', 0, now(), now()
+       FROM generate_series(1, $1::int) AS n, users u WHERE u.email = $2`,
+      [SPREAD_ACCOUNTS, fromEmail],
+    );
+    await client.query(
+      `INSERT INTO user_sessions (id, user_id, created_at, last_used_at, expires_at, aal, amr)
+       SELECT gen_random_uuid(), u.id, now(), now(), now() + interval '7 days', 'aal1', 'pwd'
+       FROM generate_series(1, 100), users u WHERE u.email = $1`,
+      [fromEmail],
+    );
+  } finally {
+    await client.end();
+  }
+}
+
 function medianRound(rounds) {
   return [...rounds].sort((a, b) => a.requests.average - b.requests.average)[rounds.length >> 1];
 }
@@ -91,6 +172,8 @@ function row(name, result, extra = '') {
 }
 
 (async () => {
+  // Counted first, on an app of its own behind a counting proxy, while the machine is quiet.
+  const sql = await countSignInAndRefresh({ main: APP_MAIN });
   const database = await freshPostgresDatabase(SERVER_URL, `auth_bench_${process.pid}`);
   const { child, base, cwd, stop } = await startBenchApp(database.url, 3950);
   try {
@@ -108,6 +191,11 @@ function row(name, result, extra = '') {
     const second = await fetch(`${base}/api/v1/auth/signup`, { method: 'POST', headers: json, body: JSON.stringify(signinAccount) });
     if (second.status !== 201) throw new Error(`sign-up failed: ${second.status} ${await second.text()}`);
     const signinBody = JSON.stringify({ email: signinAccount.email, password: PASSWORD });
+    await seedSpreadAccounts(database.url, signinAccount.email);
+    const refreshAccount = { email: 'refresh-load@example.com', username: 'refreshload', password: PASSWORD };
+    const third = await fetch(`${base}/api/v1/auth/signup`, { method: 'POST', headers: json, body: JSON.stringify(refreshAccount) });
+    if (third.status !== 201) throw new Error(`sign-up failed: ${third.status} ${await third.text()}`);
+    const refreshSignIn = { email: refreshAccount.email, password: PASSWORD };
 
     // The floor and the guarded route alternate three times; each is reported by its median round, so a
     // passing disturbance of this shared machine does not decide a ratio.
@@ -115,16 +203,35 @@ function row(name, result, extra = '') {
     await cannon({ url: `${base}/api/v1/auth/me`, connections: 50, headers: auth, duration: 3 });
     const liveRounds = [];
     const meRounds = [];
+    const refreshRounds = [];
     for (let round = 0; round < 3; round++) {
       liveRounds.push(await cannon({ url: `${base}/health/live`, connections: 50 }));
       meRounds.push(await cannon({ url: `${base}/api/v1/auth/me`, connections: 50, headers: auth }));
+      // Fresh chains each round: a request cut off by the end of the last round spent a token unseen.
+      const tokens = await signInMany(base, refreshSignIn, REFRESH_CONNECTIONS);
+      refreshRounds.push(await cannon({ url: base, connections: REFRESH_CONNECTIONS, requests: refreshRequests(tokens) }));
     }
     const live = medianRound(liveRounds);
     const me = medianRound(meRounds);
-    // Raw argon2 before and after sign-in, averaged, for the same reason.
+    const refresh = medianRound(refreshRounds);
+    // Raw argon2 before and after the sign-in phases, averaged, for the same reason.
     const argon2Before = await rawArgon2Rate();
-    const signin = await cannon({ url: `${base}/api/v1/auth/signin`, method: 'POST', headers: json, body: signinBody, connections: 16 });
-    const argon2Rate = (argon2Before + (await rawArgon2Rate())) / 2;
+    // All sign-ins for one account, which is at its session cap: each one also ends the oldest session.
+    const signin = await signInPhase(child.pid, { url: `${base}/api/v1/auth/signin`, body: signinBody });
+    let spreadNext = 0;
+    const spread = await signInPhase(child.pid, {
+      url: base,
+      requests: [
+        {
+          method: 'POST',
+          path: '/api/v1/auth/signin',
+          setupRequest: (request) => ({ ...request, body: JSON.stringify({ email: `spread${(spreadNext++ % SPREAD_ACCOUNTS) + 1}@example.com`, password: PASSWORD }) }),
+        },
+      ],
+    });
+    const argon2After = await rawArgon2Rate();
+    const argon2Rate = (argon2Before.rate + argon2After.rate) / 2;
+    const hashCpuMs = (argon2Before.cpuMsPerVerify + argon2After.cpuMsPerVerify) / 2;
     // The probe runs in a process of its own: sharing this one's event loop with the sign-in load would
     // add the load generator's own delays to the latency it reports.
     const [, meUnderLoad] = await Promise.all([
@@ -148,11 +255,17 @@ function row(name, result, extra = '') {
     const rss = peakRssMiB(child.pid);
 
     const cpu = os.cpus();
+    const ratioToFloor = (result) => `  ratio to floor ${(result.requests.average / live.requests.average).toFixed(2)}`;
+    const beyondHash = (phase) => `, CPU ${phase.cpuMsPerRequest.toFixed(1)} ms a sign-in, ${(phase.cpuMsPerRequest - hashCpuMs).toFixed(1)} ms beyond the hash`;
     console.log(`node ${process.version}, ${cpu.length} x ${cpu[0].model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; PostgreSQL; ${SECONDS} s a phase`);
+    console.log(`app: ${APP_MAIN}`);
     console.log(row('GET /health/live (floor)', live));
-    console.log(row('GET /api/v1/auth/me', me, `  ratio to floor ${(me.requests.average / live.requests.average).toFixed(2)}`));
-    console.log(`${'raw argon2id verify (m=19456,t=2,p=1)'.padEnd(34)} ${String(Math.round(argon2Rate)).padStart(7)} /s`);
-    console.log(row('POST /api/v1/auth/signin', signin, `  ratio to raw argon2 ${(signin.requests.average / argon2Rate).toFixed(2)}`));
+    console.log(row('GET /api/v1/auth/me', me, ratioToFloor(me)));
+    console.log(row('POST /api/v1/auth/refresh', refresh, ratioToFloor(refresh)));
+    console.log(`${'raw argon2id verify (m=19456,t=2,p=1)'.padEnd(34)} ${String(Math.round(argon2Rate)).padStart(7)} /s  CPU ${hashCpuMs.toFixed(1)} ms a verify`);
+    const ratioToArgon2 = (phase) => `  ratio to raw argon2 ${(phase.result.requests.average / argon2Rate).toFixed(2)}`;
+    console.log(row('POST /signin, one account at cap', signin.result, ratioToArgon2(signin) + beyondHash(signin)));
+    console.log(row(`POST /signin, ${SPREAD_ACCOUNTS} accounts`, spread.result, ratioToArgon2(spread) + beyondHash(spread)));
     console.log(row('GET /me while sign-in saturated', meUnderLoad, '  (200 req/s offered)'));
     console.log(
       `${'sign-in flood, 500 req/s offered'.padEnd(34)} ${String(Math.round(flood.requests.average)).padStart(7)} req/s  ` +
@@ -161,6 +274,10 @@ function row(name, result, extra = '') {
     console.log(row('GET /health/live during the flood', liveUnderFlood, '  (200 req/s offered)'));
     console.log(row('POST /api/v1/auth/signup', signupRun));
     console.log(`${'peak RSS of the app'.padEnd(34)} ${String(rss).padStart(7)} MiB`);
+    for (const [name, counted] of [['one sign-in', sql.signIn], ['one refresh', sql.refresh]]) {
+      console.log(`SQL of ${name}: ${counted.statements.length} statements, ${counted.roundTrips} round trips`);
+      for (const line of describeStatements(counted.statements, 100)) console.log(line);
+    }
   } finally {
     await stop();
     rmSync(cwd, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import { createHash, randomInt } from 'node:crypto';
-import { AUTH_EVENT_TYPES } from '../src/audit/audit.service';
+import { AUTH_EVENT_TYPES, AuditService } from '../src/audit/audit.service';
+import { TransactionRunner } from '../src/common/transaction-runner';
 import { base32Decode, hotp, stepAt, TOTP_STEP_SECONDS } from '../src/mfa/totp';
 import { Housekeeping } from '../src/module/housekeeping';
 import { DATABASES, sql, TestDatabase } from './support/databases';
@@ -91,6 +92,35 @@ describe.each(matrix(DATABASES))('audit log on %s with %s', (databaseKind, adapt
     expect(reused).toHaveLength(1);
     const [session] = (await sql(database, 'SELECT revoked_at FROM user_sessions WHERE id = $1', [reused[0].session_id])) as { revoked_at: unknown }[];
     expect(session.revoked_at).not.toBeNull();
+  });
+
+  // On PostgreSQL ids come from a sequence: an event must draw its id only once it holds the ordering
+  // lock, or a reader could page past an id that commits later (AuditService.record).
+  (databaseKind === 'postgres' ? it : it.skip)('draws an event’s id only after the transaction ahead of it committed', async () => {
+    const audit = t.app.get(AuditService);
+    const transactions = t.app.get(TransactionRunner);
+    const event = (userAgent: string) => ({ type: 'signin' as const, userId: null, client: { ip: null, userAgent } });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let recorded!: () => void;
+    const firstRecorded = new Promise<void>((resolve) => (recorded = resolve));
+    const first = transactions.run(async (manager) => {
+      await audit.record(manager, event('order-first'));
+      recorded();
+      await held;
+    });
+    await firstRecorded;
+    let secondCommitted = false;
+    const second = transactions.run((manager) => audit.record(manager, event('order-second'))).then(() => (secondCommitted = true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(secondCommitted).toBe(false);
+    // Drawn now, while the second event waits: had it drawn its id before waiting, this one would be higher.
+    const [{ probe }] = (await sql(database, "SELECT nextval(pg_get_serial_sequence('auth_events', 'id')) AS probe")) as { probe: string }[];
+    release();
+    await Promise.all([first, second]);
+    const rows = (await sql(database, "SELECT id, user_agent FROM auth_events WHERE user_agent LIKE 'order-%' ORDER BY id")) as { id: string; user_agent: string }[];
+    expect(rows.map((row) => row.user_agent)).toEqual(['order-first', 'order-second']);
+    expect(BigInt(rows[1].id)).toBeGreaterThan(BigInt(probe));
   });
 
   it('leaves no event when the change fails with it, and no change when its event fails', async () => {

@@ -86,11 +86,12 @@ export class AuditService {
    * paging would skip it. A transaction-scoped advisory lock taken just before the insert and held to
    * the commit makes ids commit in order: every event older than one a reader has seen is visible to it.
    * It is held for the insert and the commit only, and no other lock is waited for meanwhile (hence
-   * "last statement"), so it cannot deadlock. SQLite commits one transaction at a time anyway.
+   * "last statement"), so it cannot deadlock. The lock and the insert are one statement (one round trip
+   * on every audited change): the materialized CTE takes the lock before the row it feeds to the INSERT
+   * exists, so before the row's id is drawn. SQLite commits one transaction at a time anyway.
    */
   async record(manager: EntityManager, event: NewAuthEvent): Promise<void> {
-    if (this.transactions.isPostgres) await manager.query('SELECT pg_advisory_xact_lock($1)', [EVENT_ORDER_LOCK]);
-    await manager.getRepository(AuthEvent).insert({
+    const row = {
       type: event.type,
       userId: event.userId,
       sessionId: event.sessionId ?? null,
@@ -98,7 +99,18 @@ export class AuditService {
       userAgent: event.client?.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
       createdAt: this.config.clock(),
       details: event.details && Object.keys(event.details).length > 0 ? event.details : null,
-    });
+    };
+    if (!this.transactions.isPostgres) {
+      await manager.getRepository(AuthEvent).insert(row);
+      return;
+    }
+    const table = manager.connection.driver.escape(manager.connection.getMetadata(AuthEvent).tableName);
+    await manager.query(
+      `WITH event_order AS MATERIALIZED (SELECT pg_advisory_xact_lock($1))
+       INSERT INTO ${table} (type, user_id, session_id, ip, user_agent, created_at, details)
+       SELECT $2::varchar, $3::integer, $4::varchar, $5::varchar, $6::varchar, $7::timestamptz, $8::text FROM event_order`,
+      [EVENT_ORDER_LOCK, row.type, row.userId, row.sessionId, row.ip, row.userAgent, row.createdAt, row.details && JSON.stringify(row.details)],
+    );
   }
 
   /** An event that records an attempt, not a change: in a transaction of its own. */

@@ -297,8 +297,7 @@ export class AuthService implements OnApplicationShutdown {
       await this.auditLog.record(manager, { type: 'refresh_reused', userId: rotation.userId, sessionId: rotation.sessionId, client: clientOf(ctx) });
     }
     if (rotation.outcome !== 'rotated') return { rotation, user: null };
-    // Never null: deleting a user deletes its sessions (ON DELETE CASCADE).
-    const user = (await this.users.findById(rotation.userId, manager))!;
+    const { user } = rotation;
     if (!user.isActive) throw new ForbiddenException(AuthErrors.INACTIVE_USER);
     if (this.config.requireVerifiedEmail && !user.isVerified) throw new ForbiddenException(AuthErrors.EMAIL_NOT_VERIFIED);
     return { rotation, user };

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { createHmac, hkdfSync, randomUUID } from 'node:crypto';
-import { EntityManager, FindOptionsWhere, In, IsNull, LessThanOrEqual, MoreThan, Not, Repository } from 'typeorm';
+import { EntityManager, FindOptionsWhere, IsNull, LessThanOrEqual, MoreThan, Not, Repository } from 'typeorm';
 import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 import { deleteInBatches } from '../common/delete-in-batches';
 import { newOpaqueToken, sha256Hex } from '../common/opaque-tokens';
@@ -34,7 +34,7 @@ export interface StartedSession extends SessionLevel {
 /** What presenting a refresh token led to. */
 export type Rotation =
   /** A new refresh token for the session (`repeated`: the same one an earlier, racing request got). */
-  | ({ outcome: 'rotated'; sessionId: string; userId: number; refreshToken: string; repeated: boolean } & SessionLevel)
+  | ({ outcome: 'rotated'; sessionId: string; user: User; refreshToken: string; repeated: boolean } & SessionLevel)
   /** A token spent longer ago than the grace window: the session has just been revoked. */
   | { outcome: 'reused'; sessionId: string; userId: number }
   /** Unknown, expired, or of a revoked session. */
@@ -107,17 +107,9 @@ export class SessionsService {
    */
   async start(manager: EntityManager, userId: number, client: SessionClient, level: SessionLevel = PASSWORD_ONLY): Promise<StartedSession> {
     const now = this.config.clock();
-    const sessions = manager.getRepository(Session);
-    const oldest = await sessions.find({
-      select: { id: true },
-      where: this.liveOf(userId),
-      order: { lastUsedAt: 'DESC', createdAt: 'DESC' },
-      skip: MAX_SESSIONS_PER_USER - 1,
-    });
-    if (oldest.length > 0) await this.revokeWhere(manager, userId, { id: In(oldest.map((session) => session.id)) });
-    const sessionId = randomUUID();
-    await sessions.insert({
-      id: sessionId,
+    const refreshToken = newOpaqueToken();
+    const session: Session = {
+      id: randomUUID(),
       userId,
       createdAt: now,
       lastUsedAt: now,
@@ -126,10 +118,82 @@ export class SessionsService {
       aal: level.aal,
       amr: level.amr.join(' '),
       ...clientColumns(client),
-    });
-    const refreshToken = newOpaqueToken();
-    await manager.getRepository(RefreshToken).insert({ tokenHash: sha256Hex(refreshToken), sessionId, createdAt: now, spentAt: null });
-    return { sessionId, refreshToken, ...level };
+    };
+    const evicted = this.transactions.isPostgres
+      ? await this.openInOneStatement(manager, session, sha256Hex(refreshToken))
+      : await this.open(manager, session, sha256Hex(refreshToken));
+    if (evicted > 0) this.transactions.afterCommit(manager, () => this.changes.notify(userId));
+    return { sessionId: session.id, refreshToken, ...level };
+  }
+
+  /**
+   * `start`'s writes, statement by statement: revoke the live sessions past the newest
+   * MAX_SESSIONS_PER_USER - 1 (none, almost always), insert the session and its first refresh token.
+   * Returns how many sessions were revoked.
+   */
+  private async open(manager: EntityManager, session: Session, tokenHash: string): Promise<number> {
+    const sessions = manager.getRepository(Session);
+    const beyondCap = sessions
+      .createQueryBuilder('live')
+      .subQuery()
+      .select('live.id')
+      .from(Session, 'live')
+      .where('live.userId = :userId AND live.revokedAt IS NULL AND live.expiresAt > :now')
+      .orderBy('live.lastUsedAt', 'DESC')
+      .addOrderBy('live.createdAt', 'DESC')
+      .offset(MAX_SESSIONS_PER_USER - 1)
+      .getQuery();
+    const evicted = await sessions
+      .createQueryBuilder()
+      .update()
+      .set({ revokedAt: session.createdAt })
+      .where(`id IN ${beyondCap}`, { userId: session.userId, now: session.createdAt })
+      .execute();
+    await sessions.insert(session);
+    await manager.getRepository(RefreshToken).insert({ tokenHash, sessionId: session.id, createdAt: session.createdAt, spentAt: null });
+    return evicted.affected ?? 0;
+  }
+
+  /**
+   * The same writes as `open` in one round trip on PostgreSQL (data-modifying CTEs): a sign-in's
+   * transaction is mostly waiting on round trips. The eviction reads the sessions as they were before
+   * the statement, so the new session is never among those it ends.
+   */
+  private async openInOneStatement(manager: EntityManager, session: Session, tokenHash: string): Promise<number> {
+    const sessions = this.tableOf(manager, Session);
+    const tokens = this.tableOf(manager, RefreshToken);
+    const [row] = (await manager.query(
+      `WITH evicted AS (
+         UPDATE ${sessions} SET revoked_at = $1::timestamptz
+         WHERE id IN (
+           SELECT id FROM ${sessions}
+           WHERE user_id = $2::integer AND revoked_at IS NULL AND expires_at > $1::timestamptz
+           ORDER BY last_used_at DESC, created_at DESC OFFSET $3::integer
+         )
+         RETURNING id
+       ), opened AS (
+         INSERT INTO ${sessions} (id, user_id, created_at, last_used_at, expires_at, revoked_at, aal, amr, user_agent, ip)
+         VALUES ($4, $2, $1, $1, $5, NULL, $6, $7, $8, $9)
+         RETURNING id
+       ), first_token AS (
+         INSERT INTO ${tokens} (token_hash, session_id, created_at, spent_at)
+         SELECT $10::varchar, id, $1::timestamptz, NULL FROM opened
+       )
+       SELECT count(*)::integer AS evicted FROM evicted`,
+      [
+        session.createdAt,
+        session.userId,
+        MAX_SESSIONS_PER_USER - 1,
+        session.id,
+        session.expiresAt,
+        session.aal,
+        session.amr,
+        session.userAgent,
+        session.ip,
+        tokenHash,
+      ],
+    )) as { evicted: number }[];
+    return row.evicted;
   }
 
   /**
@@ -140,24 +204,29 @@ export class SessionsService {
    */
   async rotate(manager: EntityManager, presented: string, client: SessionClient): Promise<Rotation> {
     const tokens = manager.getRepository(RefreshToken);
-    const sessions = manager.getRepository(Session);
     const tokenHash = sha256Hex(presented);
-    const token = await tokens.findOneBy({ tokenHash });
-    const session = token && (await sessions.findOneBy({ id: token.sessionId }));
+    // The token, its session and the session's user in one round trip (a session never outlives its user:
+    // ON DELETE CASCADE).
+    const token = await tokens
+      .createQueryBuilder('token')
+      .innerJoinAndSelect('token.session', 'session')
+      .innerJoinAndSelect('session.user', 'user')
+      .where('token.tokenHash = :tokenHash', { tokenHash })
+      .getOne();
+    const session = token?.session;
     const now = this.config.clock();
-    if (!token || !session || session.revokedAt !== null || session.expiresAt <= now || this.expiryFrom(token.createdAt) <= now) {
+    if (!token || !session?.user || session.revokedAt !== null || session.expiresAt <= now || this.expiryFrom(token.createdAt) <= now) {
       return { outcome: 'invalid' };
     }
-    const rotated = { outcome: 'rotated', sessionId: session.id, userId: session.userId, aal: session.aal, amr: session.amr.split(' ') } as const;
+    const rotated = { outcome: 'rotated', sessionId: session.id, user: session.user, aal: session.aal, amr: session.amr.split(' ') } as const;
     const successor = this.successorOf(presented);
     let spentAt = token.spentAt;
     if (spentAt === null) {
-      const claim = await tokens.update({ tokenHash, spentAt: IsNull() }, { spentAt: now });
-      if (claim.affected === 1) {
-        await tokens.insert({ tokenHash: sha256Hex(successor), sessionId: session.id, createdAt: now, spentAt: null });
-        await sessions.update({ id: session.id }, { lastUsedAt: now, expiresAt: this.expiryFrom(now), ...clientColumns(client) });
-        return { ...rotated, refreshToken: successor, repeated: false };
-      }
+      const touched = { lastUsedAt: now, expiresAt: this.expiryFrom(now), ...clientColumns(client) };
+      const claimed = this.transactions.isPostgres
+        ? await this.spendInOneStatement(manager, tokenHash, sha256Hex(successor), touched)
+        : await this.spend(manager, tokenHash, sha256Hex(successor), session.id, touched);
+      if (claimed) return { ...rotated, refreshToken: successor, repeated: false };
       spentAt = (await tokens.findOneBy({ tokenHash }))!.spentAt!; // a racing request spent it first
     }
     if (now.getTime() - spentAt.getTime() <= this.config.refreshTokenReuseGraceSeconds * 1000) {
@@ -165,6 +234,47 @@ export class SessionsService {
     }
     await this.revokeWhere(manager, session.userId, { id: session.id });
     return { outcome: 'reused', sessionId: session.id, userId: session.userId };
+  }
+
+  /**
+   * `rotate`'s writes, statement by statement: the claim (false when a racing request spent the token
+   * first), then the successor and the session's new expiry and last use.
+   */
+  private async spend(manager: EntityManager, tokenHash: string, successorHash: string, sessionId: string, touched: TouchedSession): Promise<boolean> {
+    const tokens = manager.getRepository(RefreshToken);
+    const claim = await tokens.update({ tokenHash, spentAt: IsNull() }, { spentAt: touched.lastUsedAt });
+    if (claim.affected !== 1) return false;
+    await tokens.insert({ tokenHash: successorHash, sessionId, createdAt: touched.lastUsedAt, spentAt: null });
+    await manager.getRepository(Session).update({ id: sessionId }, touched);
+    return true;
+  }
+
+  /**
+   * The same writes as `spend` in one round trip on PostgreSQL. The successor and the session's update
+   * take their rows from the claim, so when a racing request claimed the token first (the UPDATE waits
+   * for its commit, then finds `spent_at` set), the statement writes nothing.
+   */
+  private async spendInOneStatement(manager: EntityManager, tokenHash: string, successorHash: string, touched: TouchedSession): Promise<boolean> {
+    const sessions = this.tableOf(manager, Session);
+    const tokens = this.tableOf(manager, RefreshToken);
+    const [row] = (await manager.query(
+      `WITH claimed AS (
+         UPDATE ${tokens} SET spent_at = $1::timestamptz WHERE token_hash = $2 AND spent_at IS NULL RETURNING session_id
+       ), successor AS (
+         INSERT INTO ${tokens} (token_hash, session_id, created_at, spent_at)
+         SELECT $3::varchar, session_id, $1::timestamptz, NULL FROM claimed
+       ), touched AS (
+         UPDATE ${sessions} SET last_used_at = $1::timestamptz, expires_at = $4::timestamptz, user_agent = $5::varchar, ip = $6::varchar
+         WHERE id IN (SELECT session_id FROM claimed)
+       )
+       SELECT count(*)::integer AS claimed FROM claimed`,
+      [touched.lastUsedAt, tokenHash, successorHash, touched.expiresAt, touched.userAgent, touched.ip],
+    )) as { claimed: number }[];
+    return row.claimed === 1;
+  }
+
+  private tableOf(manager: EntityManager, entity: typeof Session | typeof RefreshToken): string {
+    return manager.connection.driver.escape(manager.connection.getMetadata(entity).tableName);
   }
 
   /**
@@ -232,6 +342,8 @@ export class SessionsService {
     return new Date(from.getTime() + this.config.refreshTokenTtlSeconds * 1000);
   }
 }
+
+type TouchedSession = Pick<Session, 'lastUsedAt' | 'expiresAt' | 'userAgent' | 'ip'>;
 
 function clientColumns(client: SessionClient): Pick<Session, 'userAgent' | 'ip'> {
   return { userAgent: client.userAgent?.slice(0, USER_AGENT_MAX) ?? null, ip: client.ip?.slice(0, IP_MAX) ?? null };
