@@ -74,9 +74,16 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
         'recovery_codes',
         'mfa_challenges',
         'auth_events',
+        'identities',
+        'oidc_states',
+        'oidc_exchange_codes',
       ]),
     );
-    expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at', 'mfa_enabled', 'roles']));
+    expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at', 'mfa_enabled', 'roles', 'has_password']));
+
+    typeorm('migration:revert', database.url);
+    expect(await tables()).not.toContain('identities');
+    expect(await userColumns()).not.toContain('has_password');
 
     typeorm('migration:revert', database.url);
     expect(await tables()).not.toContain('auth_events');
