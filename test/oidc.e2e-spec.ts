@@ -5,12 +5,10 @@ import {
   APP_REDIRECT,
   Browser,
   callbackUrl,
-  CLIENT_ID,
-  CLIENT_SECRET,
   exchange,
-  PUBLIC_URL,
   signInThroughIdp,
   TestIdp,
+  oidcEnv,
 } from './support/oidc';
 import { TestSmtpServer } from './support/smtp';
 import { matrix, startTestApp, TestApp } from './support/test-app';
@@ -20,17 +18,6 @@ const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 
 let unique = 0;
 const nextId = () => `${process.pid}-${++unique}`;
 
-export function oidcEnv(issuer: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    OIDC_PROVIDERS: 'test',
-    OIDC_TEST_ISSUER: issuer,
-    OIDC_TEST_CLIENT_ID: CLIENT_ID,
-    OIDC_TEST_CLIENT_SECRET: CLIENT_SECRET,
-    PUBLIC_URL,
-    OIDC_REDIRECT_URLS: `${APP_REDIRECT},https://app.example.test/settings`,
-    ...extra,
-  };
-}
 
 describe.each(matrix(DATABASES))('sign-in with an OIDC provider on %s with %s', (databaseKind, adapter) => {
   let database: TestDatabase;

@@ -235,8 +235,8 @@ export class OidcFlow {
       };
     } catch (error) {
       // The library's reason (a claim check, a signature, a refused grant); never the query or a token.
-      const reason = error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : 'unknown error';
-      this.logger.warn(`event=oidc_provider_error provider=${providerName} request_id=${ctx.requestId} reason=${JSON.stringify(reason.slice(0, 200))}`);
+      const reason = failureReason(error);
+      this.logger.warn(`event=oidc_provider_error provider=${providerName} request_id=${ctx.requestId} reason=${JSON.stringify(reason.slice(0, 400))}`);
       return null;
     }
   }
@@ -245,6 +245,24 @@ export class OidcFlow {
     const via = provider ? ` provider=${provider}` : '';
     this.logger.log(`event=${event} user_id=${userId ?? '-'}${via} request_id=${ctx.requestId} ip=${ctx.ip}`);
   }
+}
+
+/**
+ * The library's error and its causes: code, message and the name of the claim that failed. Only those
+ * strings: the cause objects also hold the token, its signature and response bodies.
+ */
+function failureReason(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current && typeof current === 'object'; depth++) {
+    const { code, message, claim } = current as { code?: unknown; message?: unknown; claim?: unknown };
+    const piece = [typeof code === 'string' ? code : '', typeof message === 'string' ? message : '', typeof claim === 'string' ? `claim "${claim}"` : '']
+      .filter(Boolean)
+      .join(' ');
+    if (piece) parts.push(piece);
+    current = (current as { cause?: unknown }).cause;
+  }
+  return parts.join(' <- ') || 'unknown error';
 }
 
 function sameHash(a: string, b: string): boolean {

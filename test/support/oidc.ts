@@ -157,3 +157,16 @@ export function exchange(t: TestApp, browser: Browser, code: string, base = '/ap
 export async function signInThroughIdp(t: TestApp, browser: Browser, idp: { issuer: string }, loginHint: string): Promise<CallbackOutcome> {
   return visitCallback(t, browser, await authorizeThroughIdp(t, browser, idp, { loginHint }));
 }
+
+/** The standalone app's environment for provider `test` at `issuer`; `extra` adds or replaces variables. */
+export function oidcEnv(issuer: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    OIDC_PROVIDERS: 'test',
+    OIDC_TEST_ISSUER: issuer,
+    OIDC_TEST_CLIENT_ID: CLIENT_ID,
+    OIDC_TEST_CLIENT_SECRET: CLIENT_SECRET,
+    PUBLIC_URL,
+    OIDC_REDIRECT_URLS: `${APP_REDIRECT},https://app.example.test/settings`,
+    ...extra,
+  };
+}
