@@ -24,9 +24,10 @@ export class FakeIdp {
   private readonly pending = new Map<string, Pending>();
   private counter = 0;
 
+  issuer = '';
+
   private constructor(
     private readonly server: Server,
-    readonly issuer: string,
     private readonly keys: { signing: webcrypto.CryptoKey; foreign: webcrypto.CryptoKey; publicJwk: Record<string, unknown> },
   ) {
     server.on('request', (req, res) => {
@@ -37,13 +38,15 @@ export class FakeIdp {
   }
 
   static async start(port = 0): Promise<FakeIdp> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    // Keys first and the handler attached before listening: a request arriving early must not hang.
     const signing = await generateKeyPair('RS256', { extractable: true });
     const foreign = await generateKeyPair('RS256');
     const publicJwk = { ...(await exportJWK(signing.publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-    return new FakeIdp(server, issuer, { signing: signing.privateKey, foreign: foreign.privateKey, publicJwk });
+    const server = createServer();
+    const idp = new FakeIdp(server, { signing: signing.privateKey, foreign: foreign.privateKey, publicJwk });
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    idp.issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return idp;
   }
 
   /** The claims (beyond iss, aud, nonce, iat, exp) of the account the next authorization signs in. */
