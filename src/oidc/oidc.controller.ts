@@ -1,4 +1,4 @@
-import { Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Redirect, Req, Res, UseFilters, UseGuards, UseInterceptors } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Req, Res, UseFilters, UseGuards, UseInterceptors } from '@nestjs/common';
 import { BearerJsonRoute, BearerRoute, PublicJsonRoute, PublicRoute } from '../auth/api-responses';
 import { CurrentSessionId, CurrentUser, RequestContext, RequestCtx, RequireAal } from '../auth/decorators';
 import { SuccessResponse, TokenResponse } from '../auth/dto/responses.dto';
@@ -38,7 +38,7 @@ export class OidcController {
   ) {}
 
   @Get('oidc/:name/authorize')
-  @Redirect()
+  @HttpCode(HttpStatus.FOUND)
   @PublicRoute({
     problems: { 400: [AuthErrors.REDIRECT_URL_NOT_ALLOWED], 404: [AuthErrors.UNKNOWN_PROVIDER], 503: [AuthErrors.PROVIDER_UNAVAILABLE] },
     unexpected: AuthErrors.OIDC_FAILED,
@@ -50,13 +50,13 @@ export class OidcController {
   @ApiQuery({ name: 'prompt', required: false, schema: { type: 'string' }, description: 'Passed through to the provider' })
   @ApiQuery({ name: 'login_hint', required: false, schema: { type: 'string', maxLength: 254 }, description: 'Passed through to the provider' })
   @ApiResponse({ status: 302, description: "To the provider's authorization URL", headers: REDIRECT_HEADERS })
-  async authorize(@Param('name') name: string, @ValidQuery() query: OidcStartDto, @Res({ passthrough: true }) response: HttpResponse): Promise<{ url: string; statusCode: number }> {
+  async authorize(@Param('name') name: string, @ValidQuery() query: OidcStartDto, @Res({ passthrough: true }) response: HttpResponse): Promise<void> {
     const redirect = await this.flow.authorize({ provider: name, redirectUri: query.redirect_uri, prompt: query.prompt, loginHint: query.login_hint });
-    return send(response, redirect);
+    send(response, redirect);
   }
 
   @Get('oidc/:name/callback')
-  @Redirect()
+  @HttpCode(HttpStatus.FOUND)
   @PublicRoute({ problems: { 400: [AuthErrors.INVALID_OIDC_STATE], 404: [AuthErrors.UNKNOWN_PROVIDER] }, unexpected: AuthErrors.OIDC_FAILED })
   @ApiOperation({
     summary: 'Where the provider sends the browser back: 302 to the redirect_uri with `?code=` (or `?linked=`, or `?error=`)',
@@ -71,10 +71,10 @@ export class OidcController {
     @Req() request: HttpRequest,
     @RequestCtx() ctx: RequestContext,
     @Res({ passthrough: true }) response: HttpResponse,
-  ): Promise<{ url: string; statusCode: number }> {
+  ): Promise<void> {
     const separator = request.url.indexOf('?');
     const rawQuery = separator < 0 ? '' : request.url.slice(separator + 1);
-    return send(response, await this.flow.callback(name, rawQuery, request.headers.cookie, ctx));
+    send(response, await this.flow.callback(name, rawQuery, request.headers.cookie, ctx));
   }
 
   @Post('oidc/exchange')
@@ -152,8 +152,10 @@ export class OidcController {
   }
 }
 
-function send(response: HttpResponse, redirect: BrowserRedirect): { url: string; statusCode: number } {
+/** A 302 with an empty body (the status is the route's `@HttpCode`), the same on Express and Fastify. */
+function send(response: HttpResponse, redirect: BrowserRedirect): void {
   // Both adapters send an array as one Set-Cookie header per cookie.
   response.header('Set-Cookie', redirect.cookies as unknown as string);
-  return { url: redirect.location, statusCode: HttpStatus.FOUND };
+  response.header('Location', redirect.location);
+  response.header('Cache-Control', 'no-store');
 }
