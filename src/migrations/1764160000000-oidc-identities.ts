@@ -21,11 +21,7 @@ export class OidcIdentities1764160000000 implements MigrationInterface {
       onDelete: 'CASCADE',
     });
     const users = authName('users');
-    await queryRunner.changeColumn(
-      users,
-      'hashed_password',
-      new TableColumn({ name: 'hashed_password', type: 'varchar', length: '255', isNullable: true }),
-    );
+    await this.passwordNullable(queryRunner, true);
     // Every account so far signed up with a password.
     await queryRunner.addColumn(users, new TableColumn({ name: 'has_password', type: 'boolean', default: true }));
     await queryRunner.addColumn(
@@ -103,10 +99,23 @@ export class OidcIdentities1764160000000 implements MigrationInterface {
     await queryRunner.dropColumn(authName('users'), 'has_password');
     // Accounts created through a provider have no password; they cannot go back to a schema that needs one.
     await queryRunner.query(`DELETE FROM "${authName('users')}" WHERE "hashed_password" IS NULL`);
+    await this.passwordNullable(queryRunner, false);
+  }
+
+  /**
+   * On PostgreSQL one ALTER: TypeORM's changeColumn drops and adds the column there, which would lose every
+   * stored hash. SQLite cannot alter a column; its changeColumn rebuilds the table with the rows copied.
+   */
+  private async passwordNullable(queryRunner: QueryRunner, nullable: boolean): Promise<void> {
+    const users = authName('users');
+    if (queryRunner.connection.driver.options.type === 'postgres') {
+      await queryRunner.query(`ALTER TABLE "${users}" ALTER COLUMN "hashed_password" ${nullable ? 'DROP' : 'SET'} NOT NULL`);
+      return;
+    }
     await queryRunner.changeColumn(
-      authName('users'),
+      users,
       'hashed_password',
-      new TableColumn({ name: 'hashed_password', type: 'varchar', length: '255', isNullable: false }),
+      new TableColumn({ name: 'hashed_password', type: 'varchar', length: '255', isNullable: nullable }),
     );
   }
 }

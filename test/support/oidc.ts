@@ -123,7 +123,7 @@ export interface CallbackOutcome {
 
 /** `/authorize` on the app, through the IdP as `loginHint`, and back: the callback URL, not yet visited. */
 export async function authorizeThroughIdp(
-  t: TestApp,
+  t: Pick<TestApp, 'http'>,
   browser: Browser,
   idp: { issuer: string },
   options: { provider?: string; loginHint: string; redirectUri?: string; prompt?: string },
@@ -138,7 +138,7 @@ export async function authorizeThroughIdp(
 }
 
 /** Visits the app's callback as `browser`, and reads where it sent the browser. */
-export async function visitCallback(t: TestApp, browser: Browser, callback: URL): Promise<CallbackOutcome> {
+export async function visitCallback(t: Pick<TestApp, 'http'>, browser: Browser, callback: URL): Promise<CallbackOutcome> {
   const path = `${callback.pathname}${callback.search}`;
   const response = await t.http().get(path).set('Cookie', browser.cookieFor(path));
   if (response.status !== 302) throw new Error(`callback answered ${response.status}: ${JSON.stringify(response.body)}`);
@@ -148,13 +148,13 @@ export async function visitCallback(t: TestApp, browser: Browser, callback: URL)
 }
 
 /** `POST /oidc/exchange` as `browser`. */
-export function exchange(t: TestApp, browser: Browser, code: string, base = '/api/v1/auth') {
+export function exchange(t: Pick<TestApp, 'http'>, browser: Browser, code: string, base = '/api/v1/auth') {
   const path = `${base}/oidc/exchange`;
   return t.http().post(path).set('Cookie', browser.cookieFor(path)).send({ code });
 }
 
 /** The whole sign-in: authorize, IdP, callback. */
-export async function signInThroughIdp(t: TestApp, browser: Browser, idp: { issuer: string }, loginHint: string): Promise<CallbackOutcome> {
+export async function signInThroughIdp(t: Pick<TestApp, 'http'>, browser: Browser, idp: { issuer: string }, loginHint: string): Promise<CallbackOutcome> {
   return visitCallback(t, browser, await authorizeThroughIdp(t, browser, idp, { loginHint }));
 }
 
