@@ -157,6 +157,8 @@ export class OidcFlow {
       return back(decision.outcome);
     }
     const code = newOpaqueToken();
+    // Spent and expired codes go as new ones come: none is of use a minute after it was issued.
+    await this.codes.delete({ expiresAt: LessThan(new Date(now.getTime() - STATE_KEPT_MS)) });
     await this.codes.insert({
       tokenHash: sha256Hex(code),
       browserHash: row.browserHash,
