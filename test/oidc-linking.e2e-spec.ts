@@ -171,6 +171,15 @@ describe.each(matrix(DATABASES))('OIDC account linking on %s with %s', (database
     expect(await identityRows(holder.userId)).toHaveLength(1);
   });
 
+  it('records oidc_signin, identity_linked and identity_unlinked with nothing but the provider or the methods', async () => {
+    const rows = (await sql(database, "SELECT type, details FROM auth_events WHERE type IN ('oidc_signin', 'identity_linked', 'identity_unlinked')")) as { type: string; details: string }[];
+    const types = new Set(rows.map((row) => row.type));
+    expect([...types].sort()).toEqual(['identity_linked', 'identity_unlinked', 'oidc_signin']);
+    for (const row of rows) {
+      expect(JSON.parse(row.details)).toEqual(row.type === 'oidc_signin' ? { amr: ['oidc'] } : { provider: 'test' });
+    }
+  });
+
   it('sends an inactive account back with account_inactive, and refuses the exchange of one locked after the callback', async () => {
     const user = await oidcUser();
     await sql(database, 'UPDATE users SET is_active = $1 WHERE id = $2', [false, user.userId]);
