@@ -142,6 +142,20 @@ describe.each(matrix(DATABASES))('OIDC refusals on %s with %s', (databaseKind, a
     await exchange(t, browser, outcome.code!).expect(200);
   });
 
+  it('refuses a subject longer than the 255 characters OIDC allows, and drops a name the database cannot hold', async () => {
+    const id = nextId();
+    fake.nextAccount = { sub: 's'.repeat(256), email: `long-${id}@idp.test`, email_verified: true };
+    const browser = new Browser();
+    expect((await visitCallback(t, browser, await authorizeThroughIdp(t, browser, fake, { provider: 'fake', loginHint: 'x' }))).error).toBe('provider_error');
+    expect(await usersWithEmail(`long-${id}@idp.test`)).toBe(0);
+
+    fake.nextAccount = { sub: `nul-${id}`, email: `nul-${id}@idp.test`, email_verified: true, name: 'Ada\u0000Lovelace', preferred_username: 'x'.repeat(300) };
+    const other = new Browser();
+    const outcome = await visitCallback(t, other, await authorizeThroughIdp(t, other, fake, { provider: 'fake', loginHint: 'x' }));
+    const res = await exchange(t, other, outcome.code!).expect(200);
+    expect(res.body.user).toMatchObject({ full_name: null, username: `nul-${id}` });
+  });
+
   it('spends an exchange code once', async () => {
     const id = nextId();
     await idp.addAccount({ id: `sub-${id}`, email: `twice-${id}@idp.test`, email_verified: true });

@@ -6,7 +6,9 @@ import {
   Browser,
   callbackUrl,
   exchange,
+  authorizeThroughIdp,
   signInThroughIdp,
+  visitCallback,
   TestIdp,
   oidcEnv,
 } from './support/oidc';
@@ -99,6 +101,19 @@ describe.each(matrix(DATABASES))('sign-in with an OIDC provider on %s with %s', 
     expect(res.body.user.username).toBe(`back-${id}`);
     const count = await sql(database, `SELECT count(*) AS n FROM users WHERE email LIKE $1`, [`%-${id}@idp.test`]);
     expect(Number((count[0] as { n: string | number }).n)).toBe(1);
+  });
+
+  it('creates one user when the same new provider account comes back through two callbacks at once', async () => {
+    const id = nextId();
+    const email = `race-${id}@idp.test`;
+    await idp.addAccount({ id: `sub-${id}`, email, email_verified: true });
+    const browsers = [new Browser(), new Browser()];
+    const callbacks = await Promise.all(browsers.map((browser) => authorizeThroughIdp(t, browser, idp, { loginHint: `sub-${id}` })));
+    const outcomes = await Promise.all(browsers.map((browser, i) => visitCallback(t, browser, callbacks[i])));
+    expect(outcomes.map((outcome) => outcome.error)).toEqual([null, null]);
+    const users = await Promise.all(browsers.map(async (browser, i) => (await exchange(t, browser, outcomes[i].code!).expect(200)).body.user.id));
+    expect(users[0]).toBe(users[1]);
+    expect(await sql(database, 'SELECT id FROM users WHERE email = $1', [email])).toHaveLength(1);
   });
 
   it('fits the username to the sign-up pattern and suffixes it until free', async () => {

@@ -89,7 +89,7 @@ export class OidcAccounts {
       const username = await this.freeUsername(account, email);
       try {
         const user = await this.users.create(
-          { email, username, fullName: account.name?.slice(0, 100) || null, hashedPassword: null, verifiedAt: this.config.clock() },
+          { email, username, fullName: account.name ? [...account.name].slice(0, 100).join('') : null, hashedPassword: null, verifiedAt: this.config.clock() },
           async (manager, created) => {
             await this.insertIdentity(manager, created.id, account);
             await this.auditLog.record(manager, { type: 'signup', userId: created.id, client, details: { method: 'oidc', provider: account.provider } });
@@ -97,12 +97,9 @@ export class OidcAccounts {
         );
         return { outcome: 'user', user };
       } catch (error) {
-        if (!(error instanceof UserAlreadyExistsError)) {
-          // The identity's unique index: the same provider account signing up twice at once. The winner's user signs in.
-          const linked = await this.identities.findOneBy({ issuer: account.issuer, subject: account.subject });
-          if (linked) return this.signIn(account, client);
-          throw error;
-        }
+        if (!(error instanceof UserAlreadyExistsError)) throw error;
+        // The same provider account signing up twice at once: the identity's unique index failed the loser.
+        if (await this.identities.existsBy({ issuer: account.issuer, subject: account.subject })) return this.signIn(account, client);
         if (error.field === 'email') return { outcome: 'account_exists' };
         // The username was taken in between: look for the next free one.
       }

@@ -225,15 +225,19 @@ export class OidcFlow {
         idTokenExpected: true,
       });
       const claims = tokens.claims();
-      if (!claims) return null;
+      // OIDC Core bounds `sub` to 255 ASCII characters; the columns hold that much. U+0000 is refused by PostgreSQL.
+      if (!claims || !fits(claims.sub, 255) || !fits(claims.iss, 255)) {
+        this.logger.warn(`event=oidc_provider_error provider=${providerName} request_id=${ctx.requestId} reason="iss or sub missing or too long"`);
+        return null;
+      }
       return {
         provider: providerName,
         issuer: claims.iss,
         subject: claims.sub,
-        email: typeof claims.email === 'string' ? claims.email : null,
+        email: fits(claims.email, 254) ? claims.email : null,
         emailVerified: claims.email_verified === true,
-        preferredUsername: typeof claims.preferred_username === 'string' ? claims.preferred_username : null,
-        name: typeof claims.name === 'string' ? claims.name : null,
+        preferredUsername: fits(claims.preferred_username, 200) ? claims.preferred_username : null,
+        name: fits(claims.name, 500) ? claims.name : null,
       };
     } catch (error) {
       // The library's reason (a claim check, a signature, a refused grant); never the query or a token.
@@ -265,6 +269,11 @@ function failureReason(error: unknown): string {
     current = (current as { cause?: unknown }).cause;
   }
   return parts.join(' <- ') || 'unknown error';
+}
+
+/** A string claim the tables can hold. */
+function fits(value: unknown, maxLength: number): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= maxLength && !value.includes('\u0000');
 }
 
 function sameHash(a: string, b: string): boolean {
