@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { AuthErrors } from '../src/common/auth.errors';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
 import { FakeIdp, IdTokenFault } from './support/fake-idp';
@@ -154,6 +155,34 @@ describe.each(matrix(DATABASES))('OIDC refusals on %s with %s', (databaseKind, a
     const outcome = await visitCallback(t, other, await authorizeThroughIdp(t, other, fake, { provider: 'fake', loginHint: 'x' }));
     const res = await exchange(t, other, outcome.code!).expect(200);
     expect(res.body.user).toMatchObject({ full_name: null, username: `nul-${id}` });
+  });
+
+  it('answers any query, cookie or body with a 302 or a 4xx problem, never a 5xx', async () => {
+    const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 40 }), fc.constant(''));
+    const query = fc.dictionary(fc.constantFrom('state', 'code', 'error', 'iss', 'redirect_uri', 'prompt', 'login_hint', 'x'), text, { maxKeys: 5 });
+    const browser = new Browser();
+    const issued = await authorizeThroughIdp(t, browser, fake, { provider: 'fake', loginHint: 'x' });
+    const state = issued.searchParams.get('state')!;
+    await fc.assert(
+      fc.asyncProperty(query, fc.boolean(), fc.constantFrom('test', 'fake', 'nope', '%00', 'a'.repeat(300)), text, async (params, withState, provider, cookie) => {
+        const search = new URLSearchParams(params);
+        if (withState) search.set('state', state);
+        for (const route of ['callback', 'authorize']) {
+          const res = await t.http().get(`${AUTH}/oidc/${provider}/${route}?${search}`).set('Cookie', `oidc_binding=${Buffer.from(cookie).toString("base64url")}`);
+          if (res.status !== 302) expectProblem(res, res.status);
+          expect(res.status).toBeLessThan(500);
+        }
+      }),
+      { numRuns: 60 },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.anything(), text, async (body, cookie) => {
+        const res = await t.http().post(`${AUTH}/oidc/exchange`).set('Cookie', `oidc_binding=${Buffer.from(cookie).toString("base64url")}`).send({ code: body } as object);
+        expectProblem(res, res.status);
+        expect([400, 422]).toContain(res.status);
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('spends an exchange code once', async () => {
