@@ -168,7 +168,7 @@ describe.each(matrix(DATABASES))('OIDC refusals on %s with %s', (databaseKind, a
         const search = new URLSearchParams(params);
         if (withState) search.set('state', state);
         for (const route of ['callback', 'authorize']) {
-          const res = await t.http().get(`${AUTH}/oidc/${provider}/${route}?${search}`).set('Cookie', `oidc_binding=${Buffer.from(cookie).toString("base64url")}`);
+          const res = await t.http().get(`${AUTH}/oidc/${provider}/${route}?${search}`).set('Cookie', `oidc_binding=${Buffer.from(cookie).toString('base64url')}`);
           if (res.status !== 302) expectProblem(res, res.status);
           expect(res.status).toBeLessThan(500);
         }
@@ -177,7 +177,7 @@ describe.each(matrix(DATABASES))('OIDC refusals on %s with %s', (databaseKind, a
     );
     await fc.assert(
       fc.asyncProperty(fc.anything(), text, async (body, cookie) => {
-        const res = await t.http().post(`${AUTH}/oidc/exchange`).set('Cookie', `oidc_binding=${Buffer.from(cookie).toString("base64url")}`).send({ code: body } as object);
+        const res = await t.http().post(`${AUTH}/oidc/exchange`).set('Cookie', `oidc_binding=${Buffer.from(cookie).toString('base64url')}`).send({ code: body } as object);
         expectProblem(res, res.status);
         expect([400, 422]).toContain(res.status);
       }),
