@@ -47,6 +47,7 @@ import { AdminService } from '../auth/admin.service';
 import { Identity, OidcExchangeCode, OidcState } from '../oidc/oidc.entities';
 import { OidcProviders } from '../oidc/oidc-providers';
 import { OidcFlow } from '../oidc/oidc-flow.service';
+import { OidcExchange } from '../oidc/oidc-exchange.service';
 import { OidcAccounts } from '../oidc/oidc-accounts';
 import { OidcCookies } from '../oidc/oidc-cookies';
 import { IdentitiesService } from '../oidc/identities.service';
@@ -123,6 +124,7 @@ export const AUTH_ENTITIES = [
     OidcCookies,
     OidcAccounts,
     OidcFlow,
+    OidcExchange,
     IdentitiesService,
   ],
   exports: [AuthService, UsersService, AuditService, AdminService, SessionsService, JwtAuthGuard, BearerAuthenticator, SigningKeys, AUTH_CONFIG, RedisConnection],

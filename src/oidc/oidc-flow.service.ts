@@ -1,27 +1,21 @@
-import { BadRequestException, ForbiddenException, Inject, Injectable, Logger } from '@nestjs/common';
+import { BadRequestException, Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { timingSafeEqual } from 'node:crypto';
 import * as client from 'openid-client';
-import { IsNull, LessThan, MoreThan, Repository } from 'typeorm';
-import { AccessTokenService } from '../auth/access-token.service';
+import { IsNull, LessThan, Repository } from 'typeorm';
 import type { RequestContext } from '../auth/decorators';
-import { TokenResponse, UserResponse } from '../auth/dto/responses.dto';
-import { AuditService } from '../audit/audit.service';
 import { AuthErrors } from '../common/auth.errors';
-import { MfaRequiredException } from '../common/exceptions';
 import { newOpaqueToken, sha256Hex } from '../common/opaque-tokens';
 import { TransactionRunner } from '../common/transaction-runner';
-import { MfaService } from '../mfa/mfa.service';
 import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
-import { OIDC_ONLY, SessionClient, SessionsService } from '../sessions/sessions.service';
-import { UsersService } from '../users/users.service';
+import type { SessionClient } from '../sessions/sessions.service';
 import { OidcAccounts, ProviderAccount } from './oidc-accounts';
 import { OidcCookies } from './oidc-cookies';
 import { OidcExchangeCode, OidcState } from './oidc.entities';
 import { OidcProviders } from './oidc-providers';
 
 const STATE_TTL_SECONDS = 600;
-const EXCHANGE_CODE_TTL_SECONDS = 60;
+export const EXCHANGE_CODE_TTL_SECONDS = 60;
 /** Spent and expired states stay this long, so that a late or repeated callback is still told `invalid_state`. */
 const STATE_KEPT_MS = 24 * 3600 * 1000;
 
@@ -56,12 +50,7 @@ export class OidcFlow {
     private readonly providers: OidcProviders,
     private readonly accounts: OidcAccounts,
     private readonly cookies: OidcCookies,
-    private readonly users: UsersService,
-    private readonly sessions: SessionsService,
-    private readonly accessTokens: AccessTokenService,
-    private readonly mfa: MfaService,
     private readonly transactions: TransactionRunner,
-    private readonly auditLog: AuditService,
     @InjectRepository(OidcState) private readonly states: Repository<OidcState>,
     @InjectRepository(OidcExchangeCode) private readonly codes: Repository<OidcExchangeCode>,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
@@ -170,39 +159,6 @@ export class OidcFlow {
     return back({ code, binding });
   }
 
-  /** `POST /oidc/exchange`: the one-time code for tokens, once, in the browser that got it. */
-  async exchange(code: string, cookieHeader: string | string[] | undefined, ctx: RequestContext): Promise<TokenResponse> {
-    const binding = this.cookies.read(cookieHeader);
-    const now = this.config.clock();
-    const row = await this.codes.findOneBy({ tokenHash: sha256Hex(code), usedAt: IsNull(), expiresAt: MoreThan(now) });
-    if (!row || !binding || !sameHash(sha256Hex(binding), row.browserHash)) throw new BadRequestException(AuthErrors.INVALID_EXCHANGE_CODE);
-    const claim = await this.codes.update({ id: row.id, usedAt: IsNull() }, { usedAt: now });
-    if (claim.affected !== 1) throw new BadRequestException(AuthErrors.INVALID_EXCHANGE_CODE);
-    const user = await this.users.findById(row.userId);
-    if (!user) throw new BadRequestException(AuthErrors.INVALID_EXCHANGE_CODE);
-    if (!user.isActive) throw new ForbiddenException(AuthErrors.INACTIVE_USER);
-    if (user.mfaEnabled) {
-      const mfaToken = await this.transactions.run((manager) => this.mfa.issueChallenge(manager, user, 'oidc'));
-      this.audit('oidc_signin_mfa_required', user.id, ctx);
-      throw new MfaRequiredException(AuthErrors.MFA_REQUIRED, mfaToken);
-    }
-    const session = await this.transactions.run(async (manager) => {
-      const started = await this.sessions.start(manager, user.id, clientOf(ctx), OIDC_ONLY);
-      await this.auditLog.record(manager, { type: 'oidc_signin', userId: user.id, sessionId: started.sessionId, client: clientOf(ctx), details: { amr: started.amr } });
-      return started;
-    });
-    this.audit('oidc_signed_in', user.id, ctx);
-    const { token, expiresInSeconds } = this.accessTokens.issue(user, session);
-    return {
-      access_token: token,
-      token_type: 'bearer',
-      expires_in: expiresInSeconds,
-      refresh_token: session.refreshToken,
-      refresh_expires_in: this.config.refreshTokenTtlSeconds,
-      user: UserResponse.from(user),
-    };
-  }
-
   callbackUrl(provider: string): string {
     return this.providers.settings!.publicUrl + this.cookies.callbackPath(provider);
   }
@@ -276,7 +232,7 @@ function fits(value: unknown, maxLength: number): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= maxLength && !value.includes('\u0000');
 }
 
-function sameHash(a: string, b: string): boolean {
+export function sameHash(a: string, b: string): boolean {
   return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }
 

@@ -14,6 +14,7 @@ import { User } from '../users/user.entity';
 import { IdentitiesService } from './identities.service';
 import { IdentityResponse, OidcExchangeDto, OidcLinkResponse, OidcStartDto } from './oidc.dto';
 import { BrowserRedirect, OidcFlow } from './oidc-flow.service';
+import { OidcExchange } from './oidc-exchange.service';
 
 type HttpRequest = { url: string; headers: Record<string, string | string[] | undefined> };
 type HttpResponse = Parameters<RefreshTokenCookie['deliver']>[0];
@@ -33,6 +34,7 @@ const REDIRECT_HEADERS = {
 export class OidcController {
   constructor(
     private readonly flow: OidcFlow,
+    private readonly exchanges: OidcExchange,
     private readonly identities: IdentitiesService,
     private readonly refreshCookie: RefreshTokenCookie,
   ) {}
@@ -94,7 +96,7 @@ export class OidcController {
     @RequestCtx() ctx: RequestContext,
     @Res({ passthrough: true }) response: HttpResponse,
   ): Promise<TokenResponse> {
-    return this.refreshCookie.deliver(response, await this.flow.exchange(dto.code, request.headers.cookie, ctx));
+    return this.refreshCookie.deliver(response, await this.exchanges.exchange(dto.code, request.headers.cookie, ctx));
   }
 
   @Post('oidc/:name/link')
