@@ -2,6 +2,7 @@
 const esmPackages = [
   '@nestjs', 'file-type', 'load-esm', 'uid', 'strtok3', 'token-types', '@tokenizer',
   'uint8array-extras', 'nodemailer', 'smtp-server', 'content-disposition', 'jose',
+  'openid-client', 'oauth4webapi',
 ];
 
 module.exports = {

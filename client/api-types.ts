@@ -516,6 +516,117 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/oidc/{name}/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Start signing in with a provider: 302 to the provider's authorization URL (PKCE S256, state, nonce) */
+        get: operations["oidcAuthorize"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oidc/{name}/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where the provider sends the browser back: 302 to the redirect_uri with `?code=` (or `?linked=`, or `?error=`)
+         * @description `error` is one of `invalid_state`, `provider_error`, `account_exists`, `email_not_verified`, `account_inactive`, `access_denied`. An existing account is never linked automatically: its owner signs in and uses `POST /oidc/{name}/link`.
+         */
+        get: operations["oidcCallback"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oidc/exchange": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange the one-time code from the callback for tokens (as /signin answers: with TOTP on, a 403 with `mfa_token`)
+         * @description Single use, 60 seconds, and only from the browser that went through the callback (its `oidc_binding` cookie).
+         */
+        post: operations["oidcExchange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oidc/{name}/link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Link a provider account to this one: the authorization URL to send the browser to; back at redirect_uri with `?linked=<name>`
+         * @description Needs a sign-in no older than 5 minutes (and aal2 with TOTP). Sets the `oidc_binding` cookie as /authorize does.
+         */
+        post: operations["oidcLink"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/identities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The provider accounts linked to this account */
+        get: operations["oidcListIdentities"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/identities/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Unlink a provider account; refused when it is the last way to sign in (no password, no other identity) */
+        delete: operations["oidcUnlinkIdentity"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -623,6 +734,11 @@ export interface components {
              * @example []
              */
             roles: string[];
+            /**
+             * @description False for an account created through an OpenID Connect provider until a password is set (forgot-password)
+             * @example true
+             */
+            has_password: boolean;
             /**
              * Format: date-time
              * @example 2026-11-25T14:51:26.000Z
@@ -866,6 +982,59 @@ export interface components {
              *     ]
              */
             roles: string[];
+        };
+        OidcExchangeDto: {
+            /**
+             * @description The `code` the browser came back with
+             * @example Zk2Jd0yq3mD1i3Cq8sWw1yVh3a6kQm9f0v8yYt9b1nE
+             */
+            code: string;
+        };
+        OidcStartDto: {
+            /**
+             * @description One of OIDC_REDIRECT_URLS, exactly
+             * @example https://app.example.com/auth/callback
+             */
+            redirect_uri: string;
+            /**
+             * @description Passed through to the provider (`none`, `login`, `consent`, `select_account`)
+             * @example select_account
+             */
+            prompt?: string;
+            /**
+             * @description Passed through to the provider
+             * @example ada@example.com
+             */
+            login_hint?: string;
+        };
+        OidcLinkResponse: {
+            /**
+             * @description The provider's authorization URL: send the browser there
+             * @example https://accounts.google.com/o/oauth2/v2/auth?client_id=…
+             */
+            authorize_url: string;
+        };
+        IdentityResponse: {
+            /**
+             * @description Id for DELETE /identities/{id}
+             * @example 1
+             */
+            id: number;
+            /**
+             * @description The configured provider name
+             * @example google
+             */
+            provider: string;
+            /**
+             * @description The provider's email when linked (display only)
+             * @example ada@gmail.com
+             */
+            email: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-25T14:51:26.000Z
+             */
+            created_at: string;
         };
     };
     responses: never;
@@ -3733,6 +3902,597 @@ export interface operations {
                 };
             };
             /** @description Unexpected failure, logged with `request_id`. `detail`: `Error reading events` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    oidcAuthorize: {
+        parameters: {
+            query: {
+                /** @description Passed through to the provider */
+                login_hint?: string;
+                /** @description Passed through to the provider */
+                prompt?: string;
+                /** @description One of OIDC_REDIRECT_URLS, exactly */
+                redirect_uri: string;
+            };
+            header?: never;
+            path: {
+                /** @description A provider of OIDC_PROVIDERS */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To the provider's authorization URL */
+            302: {
+                headers: {
+                    /** @description Where the browser goes next */
+                    Location?: string;
+                    /** @description `oidc_binding`: HttpOnly, SameSite=Lax, binding the flow to this browser */
+                    "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request was refused. `detail`: `Redirect URL not allowed` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `Unknown provider` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error during sign in with the provider` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `Provider unavailable`, `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    oidcCallback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A provider of OIDC_PROVIDERS */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Back to the client app */
+            302: {
+                headers: {
+                    /** @description Where the browser goes next */
+                    Location?: string;
+                    /** @description `oidc_binding`: HttpOnly, SameSite=Lax, binding the flow to this browser */
+                    "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request was refused. `detail`: `Invalid or expired state` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `Unknown provider` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error during sign in with the provider` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    oidcExchange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OidcExchangeDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description The request was refused. `detail`: `Malformed request body: it is not valid JSON`, `Invalid or expired code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive`, `Multi-factor authentication required` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is over 16 KiB. `detail`: `Request body is too large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is not `application/json` (forms and text are refused, so a cross-site form cannot post here). `detail`: `Unsupported content type: send application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error during sign in` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    oidcLink: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A provider of OIDC_PROVIDERS */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OidcStartDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OidcLinkResponse"];
+                };
+            };
+            /** @description The request was refused. `detail`: `Malformed request body: it is not valid JSON`, `Redirect URL not allowed` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive`, `Recent sign-in required`, `Additional authentication required` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found`, `Unknown provider` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is over 16 KiB. `detail`: `Request body is too large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is not `application/json` (forms and text are refused, so a cross-site form cannot post here). `detail`: `Unsupported content type: send application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error managing identities` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `Provider unavailable`, `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    oidcListIdentities: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdentityResponse"][];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error managing identities` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    oidcUnlinkIdentity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id from GET /identities */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuccessResponse"];
+                };
+            };
+            /** @description The request was refused. `detail`: `Cannot remove the last sign-in method` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found`, `Identity not found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error managing identities` */
             500: {
                 headers: {
                     [name: string]: unknown;

@@ -34,6 +34,13 @@ async function servedDocument() {
   const config = loadAppConfig({
     DATABASE_URL: `sqlite:${join(dir, 'auth.sqlite')}`,
     JWT_SECRET: 'openapi-document-secret-of-at-least-32-bytes',
+    // One provider, so that the OIDC routes are served and documented; nothing listens there, which the
+    // app tolerates (the provider answers 503 until reachable).
+    OIDC_PROVIDERS: 'example',
+    OIDC_EXAMPLE_ISSUER: 'http://127.0.0.1:9',
+    OIDC_EXAMPLE_CLIENT_ID: 'example',
+    OIDC_EXAMPLE_CLIENT_SECRET: 'example',
+    OIDC_REDIRECT_URLS: 'http://localhost:3000/auth/done',
   });
   const app = await createApp(config, { logger: false });
   try {

@@ -52,6 +52,7 @@ export type Session = Camelize<Schemas['SessionResponse']>;
 export type Message = Camelize<Schemas['SuccessResponse']>;
 export type TotpSetup = Camelize<Schemas['TotpSetupResponse']>;
 export type RecoveryCodes = Camelize<Schemas['RecoveryCodesResponse']>;
+export type Identity = Camelize<Schemas['IdentityResponse']>;
 /** An RFC 9457 problem details body exactly as the server sent it (snake_case: `request_id`, `mfa_token`). */
 export type Problem = Schemas['ProblemDetails'];
 export type FieldError = Schemas['FieldErrorResponse'];
@@ -125,6 +126,19 @@ export interface AuthClient {
   confirmTotp(body: MfaCodeBody): Promise<RecoveryCodes>;
   disableTotp(body: MfaCodeBody): Promise<Message>;
   newRecoveryCodes(): Promise<RecoveryCodes>;
+  /**
+   * Where to send the browser (`location.assign(url)`) to sign in with provider `name`; it comes back to
+   * `redirectUri` (one of the server's OIDC_REDIRECT_URLS) with `?code=` for `completeOidc`, or `?error=`.
+   */
+  oidcSignInUrl(name: string, redirectUri: string, options?: { prompt?: string; loginHint?: string }): string;
+  /** Exchanges the `code` the browser came back with; answers as `signIn` (a second factor may be due). */
+  completeOidc(code: string): Promise<SignInResult>;
+  /** The provider's URL to send the browser to for linking provider `name` (needs a sign-in in the last 5 minutes); back at `redirectUri` with `?linked=`. */
+  oidcLinkUrl(name: string, redirectUri: string, options?: { prompt?: string; loginHint?: string }): Promise<string>;
+  /** The provider accounts linked to this account. */
+  identities(): Promise<Identity[]>;
+  /** Unlinks one (`id` from `identities()`); refused for the account's last way to sign in. */
+  unlinkIdentity(id: number): Promise<Message>;
   /** The current access token, or null when signed out or expired. */
   accessToken(): string | null;
   /** The signed-in user as last seen, or null. */
@@ -324,6 +338,40 @@ class Client implements AuthClient {
     }
   }
 
+  oidcSignInUrl(name: string, redirectUri: string, options: { prompt?: string; loginHint?: string } = {}): string {
+    const query = new URLSearchParams({ redirect_uri: redirectUri });
+    if (options.prompt) query.set('prompt', options.prompt);
+    if (options.loginHint) query.set('login_hint', options.loginHint);
+    return `${this.base}/oidc/${encodeURIComponent(name)}/authorize?${query}`;
+  }
+
+  async completeOidc(code: string): Promise<SignInResult> {
+    try {
+      // The code is bound to this browser's oidc_binding cookie: sent in either mode.
+      return this.signedIn(await this.call<TokenResponse>('POST', '/oidc/exchange', { body: { code }, auth: false, cookies: true }));
+    } catch (error) {
+      if (error instanceof AuthError && error.status === 403 && typeof error.problem.mfa_token === 'string') {
+        return { mfaRequired: true, mfaToken: error.problem.mfa_token };
+      }
+      throw error;
+    }
+  }
+
+  async oidcLinkUrl(name: string, redirectUri: string, options: { prompt?: string; loginHint?: string } = {}): Promise<string> {
+    const path = `/oidc/${encodeURIComponent(name)}/link` as const;
+    const body = { redirect_uri: redirectUri, prompt: options.prompt, login_hint: options.loginHint };
+    const started = await this.call<Ok<'oidcLink'>>('POST', path, { body, cookies: true });
+    return started.authorize_url;
+  }
+
+  async identities(): Promise<Identity[]> {
+    return camelize(await this.call<Ok<'oidcListIdentities'>>('GET', '/identities')) as Identity[];
+  }
+
+  unlinkIdentity(id: number): Promise<Message> {
+    return this.call<Message>('DELETE', `/identities/${encodeURIComponent(String(id))}`);
+  }
+
   async signInMfa(body: SignInMfaBody): Promise<SignedIn> {
     return this.signedIn(await this.call<TokenResponse>('POST', '/signin/mfa', { body, auth: false }));
   }
@@ -460,7 +508,7 @@ class Client implements AuthClient {
   // --------------------------------------------------------------------------------------- internals
 
   /** A route of the auth API: JSON in (snake_case), the wire's JSON out, or an AuthError. */
-  private async call<T>(method: string, path: AuthPath, options: { body?: unknown; auth?: boolean } = {}): Promise<T> {
+  private async call<T>(method: string, path: AuthPath, options: { body?: unknown; auth?: boolean; cookies?: boolean } = {}): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json, application/problem+json' };
     if (options.body !== undefined) headers['Content-Type'] = 'application/json';
     const request = new Request(`${this.base}${path}`, {
@@ -468,7 +516,7 @@ class Client implements AuthClient {
       headers,
       body: options.body === undefined ? undefined : JSON.stringify(options.body),
       // Cookie mode: the refresh cookie must be stored and sent, also from a sibling origin (CORS).
-      credentials: this.mode === 'cookie' ? 'include' : 'same-origin',
+      credentials: this.mode === 'cookie' || options.cookies ? 'include' : 'same-origin',
     });
     const response = await (options.auth === false ? this.send(request) : this.authorized(request));
     if (!response.ok) throw new AuthError(await problemOf(response));

@@ -5,6 +5,8 @@ export type { AuthModuleExtras } from './module/auth.module-definition';
 export { setAuthTablePrefix } from './options/table-prefix';
 export { BODY_LIMIT_BYTES, fastifyFrameworkErrors } from './auth/route-boundary';
 export type {
+  OidcOptions,
+  OidcProviderOptions,
   AuthModuleOptions,
   MailOptions,
   PasswordHashingOptions,

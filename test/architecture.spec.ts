@@ -9,8 +9,9 @@ import { dirname, join, normalize, relative, sep } from 'node:path';
 const ALLOWED: Record<string, string[]> = {
   app: ['index'],
   index: ['module', 'auth', 'audit', 'users', 'sessions', 'outbox', 'one-time-tokens', 'passwords', 'signing-keys', 'common', 'options', 'migrations'],
-  module: ['auth', 'audit', 'emails', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'mfa', 'common', 'options'],
+  module: ['oidc', 'auth', 'audit', 'emails', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'mfa', 'common', 'options'],
   auth: ['audit', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'mfa', 'common', 'options'],
+  oidc: ['auth', 'audit', 'sessions', 'outbox', 'users', 'mfa', 'one-time-tokens', 'rate-limits', 'common', 'options'],
   emails: ['outbox', 'one-time-tokens', 'users', 'common', 'options'],
   sessions: ['users', 'common', 'options'],
   outbox: ['users', 'common', 'options'],

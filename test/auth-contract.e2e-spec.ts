@@ -28,6 +28,7 @@ describe.each(matrix(DATABASES))('auth contract on %s with %s', (databaseKind, a
           is_verified: false,
           mfa_enabled: false,
           roles: [],
+          has_password: true,
           created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/),
         },
       });
@@ -143,6 +144,7 @@ describe.each(matrix(DATABASES))('auth contract on %s with %s', (databaseKind, a
         is_verified: false,
         mfa_enabled: false,
         roles: [],
+        has_password: true,
         created_at: expect.any(String),
       });
     });

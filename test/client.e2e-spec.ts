@@ -90,6 +90,7 @@ describe('the client in Node (bearer mode)', () => {
       isVerified: false,
       mfaEnabled: false,
       roles: [],
+      hasPassword: true,
       createdAt: expect.any(String),
     });
     expect(seen).toEqual([user]);

@@ -121,6 +121,17 @@ describe.each(matrix(DATABASES))(
       expect(mail.subject).toContain('Welcome');
     });
 
+    it('answers the OIDC routes of a factory that configured no provider with 404 Unknown provider, the identities route with []', async () => {
+      const http = () => request(app.getHttpServer());
+      const res = await http().get('/api/v1/auth/oidc/google/authorize?redirect_uri=https%3A%2F%2Fhost.example.test%2F');
+      expect(res.status).toBe(404);
+      expect(res.body.detail).toBe('Unknown provider');
+      expect((await http().post('/api/v1/auth/oidc/exchange').send({ code: 'x' })).body.detail).toBe('Invalid or expired code');
+      const account = newAccount();
+      const token = (await http().post('/api/v1/auth/signup').send(account).expect(201)).body.access_token as string;
+      await http().get('/api/v1/auth/identities').set('Authorization', `Bearer ${token}`).expect(200, []);
+    });
+
     it("protects the host's own routes with the exported guard and @CurrentUser()", async () => {
       const account = newAccount();
       const { body } = await request(app.getHttpServer()).post('/api/v1/auth/signup').send(account).expect(201);

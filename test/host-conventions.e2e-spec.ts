@@ -26,6 +26,7 @@ import { AUTH_ENTITIES, AUTH_MIGRATIONS, AuthModule, CurrentUser, JwtAuthGuard, 
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
 import { expectProblem, newAccount } from './support/fixtures';
 import { TestSmtpServer } from './support/smtp';
+import { APP_REDIRECT, Browser, callbackUrl, CLIENT_ID, CLIENT_SECRET, exchange, PUBLIC_URL, signInThroughIdp, TestIdp } from './support/oidc';
 import { matrix, TEST_JWT_SECRET } from './support/test-app';
 
 /** The host's own `users` table, which the module's tables must leave alone (tablePrefix below). */
@@ -95,6 +96,11 @@ class NotesController {
         passwordResetUrl: 'https://host.example.test/reset',
         refreshTokenCookie: true,
         mail: { smtpUrl: smtpUrl() },
+        oidc: {
+          providers: [{ name: 'test', issuer: currentIdp!.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET }],
+          publicUrl: PUBLIC_URL,
+          redirectUrls: [APP_REDIRECT],
+        },
       }),
     }),
   ],
@@ -118,6 +124,7 @@ class ProfilesController {
 class ProfilesModule {}
 
 let currentSmtpUrl = '';
+let currentIdp: TestIdp | undefined;
 const smtpUrl = () => currentSmtpUrl;
 
 function hostModule(database: TestDatabase) {
@@ -150,6 +157,7 @@ describe.each(matrix(DATABASES))('a host with its own conventions (global prefix
     await sql(database, "INSERT INTO users (name) VALUES ('host row')");
     smtp = await TestSmtpServer.start();
     currentSmtpUrl = smtp.url;
+    currentIdp ??= await TestIdp.start([callbackUrl('test')]);
     const module = hostModule(database);
     app =
       adapter === 'fastify'
@@ -167,6 +175,24 @@ describe.each(matrix(DATABASES))('a host with its own conventions (global prefix
     await app?.close();
     await smtp?.stop();
     await database?.drop();
+  });
+
+  afterAll(async () => {
+    await currentIdp?.stop();
+    currentIdp = undefined;
+  });
+
+  it('serves the OIDC routes under the prefixes too: the callback URL and the state cookie include them; identities in auth_identities', async () => {
+    const authorize = await http().get(`/api/v1/auth/oidc/test/authorize?redirect_uri=${encodeURIComponent(APP_REDIRECT)}`).expect(302);
+    expect(new URL(authorize.headers.location).searchParams.get('redirect_uri')).toBe(`${PUBLIC_URL}/api/v1/auth/oidc/test/callback`);
+    expect(authorize.headers['set-cookie']?.[0]).toMatch(/; Path=\/api\/v1\/auth\/oidc\/test\/callback; HttpOnly; Secure; SameSite=Lax$/);
+    const sub = `host-${databaseKind}-${adapter}`;
+    await currentIdp!.addAccount({ id: sub, email: `${sub}@idp.test`, email_verified: true });
+    const browser = new Browser();
+    const outcome = await signInThroughIdp({ http }, browser, currentIdp!, sub);
+    const res = await exchange({ http }, browser, outcome.code!).expect(200);
+    expect(res.body.user.email).toBe(`${sub}@idp.test`);
+    expect(await sql(database, 'SELECT subject FROM auth_identities')).toEqual([{ subject: sub }]);
   });
 
   it('serves the auth routes under the global prefix plus routePrefix, with the refresh cookie on that path', async () => {

@@ -74,9 +74,16 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
         'recovery_codes',
         'mfa_challenges',
         'auth_events',
+        'identities',
+        'oidc_states',
+        'oidc_exchange_codes',
       ]),
     );
-    expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at', 'mfa_enabled', 'roles']));
+    expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at', 'mfa_enabled', 'roles', 'has_password']));
+
+    typeorm('migration:revert', database.url);
+    expect(await tables()).not.toContain('identities');
+    expect(await userColumns()).not.toContain('has_password');
 
     typeorm('migration:revert', database.url);
     expect(await tables()).not.toContain('auth_events');
@@ -118,8 +125,19 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
     expect(afterSecondRevert).not.toContain('password_reset_tokens');
   });
 
+  it('keeps the password hashes of accounts made before OIDC, which count as having a password', async () => {
+    typeorm('migration:run', database.url);
+    typeorm('migration:revert', database.url); // OidcIdentities
+    await sql(database, 'INSERT INTO users (email, username, username_canonical, hashed_password) VALUES ($1, $2, $3, $4)', ['kept@example.com', 'kept', 'kept', '$argon2id$kept']);
+    typeorm('migration:run', database.url);
+    const rows = await sql(database, "SELECT hashed_password, has_password FROM users WHERE email = 'kept@example.com'");
+    expect(rows).toEqual([{ hashed_password: '$argon2id$kept', has_password: kind === 'postgres' ? true : 1 }]);
+    await sql(database, "DELETE FROM users WHERE email = 'kept@example.com'");
+  });
+
   it('rewrites emails stored before to their canonical form, unless another account has it', async () => {
     typeorm('migration:run', database.url);
+    typeorm('migration:revert', database.url); // OidcIdentities
     typeorm('migration:revert', database.url); // RolesAndAuditEvents
     typeorm('migration:revert', database.url); // back to the rows as the earlier code stored them
     const legacy = [

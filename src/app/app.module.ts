@@ -37,6 +37,7 @@ export function authOptionsFrom(config: AppConfig): AuthModuleOptions {
       verificationMailsPerHour: config.verificationMailsPerHour,
       mailRequestsPerAccountPerHour: config.mailRequestsPerAccountPerHour,
     },
+    oidc: config.oidc,
   };
 }
 

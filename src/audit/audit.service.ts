@@ -26,6 +26,9 @@ export const AUTH_EVENT_TYPES = [
   'role_granted',
   'role_revoked',
   'profile_updated',
+  'oidc_signin',
+  'identity_linked',
+  'identity_unlinked',
 ] as const;
 
 export type AuthEventType = (typeof AUTH_EVENT_TYPES)[number];

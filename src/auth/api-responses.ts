@@ -10,7 +10,7 @@ import { ProblemResponse } from './dto/responses.dto';
 import { JwtAuthGuard } from './jwt-auth.guard';
 
 /** Statuses a route can add to those of its kind, each with the `detail` texts it answers them with. */
-type OwnStatus = 400 | 401 | 403 | 404 | 429;
+type OwnStatus = 400 | 401 | 403 | 404 | 429 | 503;
 
 export interface RouteErrors {
   /** The route's own problems by status: each `detail` it can answer (from `AuthErrors`). */

@@ -16,7 +16,7 @@ import { TransactionRunner } from '../common/transaction-runner';
 import { AuditService } from '../audit/audit.service';
 import { CappedKind, MailOutbox } from '../outbox/mail-outbox.service';
 import { OutboxWorker } from '../outbox/outbox.worker';
-import { PASSWORD_AND_OTP, Rotation, SessionClient, SessionsService, StartedSession } from '../sessions/sessions.service';
+import { OIDC_AND_OTP, PASSWORD_AND_OTP, Rotation, SessionClient, SessionsService, StartedSession } from '../sessions/sessions.service';
 import { User } from '../users/user.entity';
 import { normalizeEmail, UserAlreadyExistsError, UsersService } from '../users/users.service';
 import { AccessTokenService } from './access-token.service';
@@ -121,7 +121,7 @@ export class AuthService implements OnApplicationShutdown {
       throw new ForbiddenException(AuthErrors.EMAIL_NOT_VERIFIED);
     }
     if (check === 'match-needs-rehash') {
-      await this.users.replacePasswordHash(user.id, user.hashedPassword, await this.hasher.hash(dto.password));
+      await this.users.replacePasswordHash(user.id, user.hashedPassword!, await this.hasher.hash(dto.password));
     }
     if (user.mfaEnabled) {
       // The failure count stays: clearing it on the password alone would let a password holder reset
@@ -164,7 +164,7 @@ export class AuthService implements OnApplicationShutdown {
         throw new UnauthorizedException(AuthErrors.INVALID_MFA_TOKEN);
       }
       if (factor === 'recovery-code') await this.outbox.enqueue(manager, 'recovery-code-used', user);
-      const session = await this.sessions.start(manager, user.id, clientOf(ctx), PASSWORD_AND_OTP);
+      const session = await this.sessions.start(manager, user.id, clientOf(ctx), challenge.firstFactor === 'oidc' ? OIDC_AND_OTP : PASSWORD_AND_OTP);
       const client = clientOf(ctx);
       if (factor === 'recovery-code') await this.auditLog.record(manager, { type: 'recovery_code_used', userId: user.id, sessionId: session.sessionId, client });
       await this.auditLog.record(manager, { type: 'signin', userId: user.id, sessionId: session.sessionId, client, details: { amr: session.amr } });
@@ -415,7 +415,7 @@ export class AuthService implements OnApplicationShutdown {
     await this.transactions.run(async (manager) => {
       // Checked against the hash read above: a change or reset that committed since makes the password
       // presented no longer the current one.
-      if (!(await this.users.changePassword(manager, user.id, hashedPassword, user.hashedPassword))) {
+      if (!(await this.users.changePassword(manager, user.id, hashedPassword, user.hashedPassword!))) {
         throw new BadRequestException(AuthErrors.INCORRECT_CURRENT_PASSWORD);
       }
       await this.sessions.revokeAll(manager, user.id);

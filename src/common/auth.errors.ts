@@ -40,6 +40,16 @@ export const AuthErrors = {
   REFRESH_FAILED: 'Error refreshing token',
   SIGNOUT_FAILED: 'Error signing out',
   SESSIONS_FAILED: 'Error managing sessions',
+  UNKNOWN_PROVIDER: 'Unknown provider',
+  REDIRECT_URL_NOT_ALLOWED: 'Redirect URL not allowed',
+  PROVIDER_UNAVAILABLE: 'Provider unavailable',
+  INVALID_OIDC_STATE: 'Invalid or expired state',
+  INVALID_EXCHANGE_CODE: 'Invalid or expired code',
+  RECENT_SIGNIN_REQUIRED: 'Recent sign-in required',
+  IDENTITY_NOT_FOUND: 'Identity not found',
+  LAST_SIGNIN_METHOD: 'Cannot remove the last sign-in method',
+  OIDC_FAILED: 'Error during sign in with the provider',
+  IDENTITIES_FAILED: 'Error managing identities',
 } as const;
 
 export const AuthMessages = {
@@ -54,5 +64,6 @@ export const AuthMessages = {
   USER_LOCKED: 'User locked',
   USER_UNLOCKED: 'User unlocked',
   USER_SIGNED_OUT: 'User signed out of all sessions',
+  IDENTITY_UNLINKED: 'Identity unlinked',
   VERIFICATION_EMAIL_SENT: 'If the email is registered and not yet verified, a verification link has been sent',
 } as const;

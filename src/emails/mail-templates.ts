@@ -91,12 +91,16 @@ export function passwordChangedMail(appName: string, username: string, changedAt
   ]);
 }
 
-export type SecondFactorEvent = 'mfa-enabled' | 'mfa-disabled' | 'recovery-code-used';
+export type SecondFactorEvent = 'mfa-enabled' | 'mfa-disabled' | 'recovery-code-used' | 'identity-linked';
 
 const SECOND_FACTOR_NOTICES: Record<SecondFactorEvent, { subject: string; happened: string }> = {
   'mfa-enabled': { subject: 'Two-factor authentication is on', happened: 'two-factor authentication was turned on, and every other session was ended' },
   'mfa-disabled': { subject: 'Two-factor authentication is off', happened: 'two-factor authentication was turned off' },
   'recovery-code-used': { subject: 'A recovery code was used', happened: 'a recovery code was used to sign in (it cannot be used again)' },
+  'identity-linked': {
+    subject: 'A sign-in provider was linked',
+    happened: 'an account at an OpenID Connect provider was linked, and can now sign in',
+  },
 };
 
 /** The notices after a change to the second factor. Like the password notice, they carry no link. */

@@ -46,6 +46,7 @@ export class MailService implements MailComposer {
       case 'mfa-enabled':
       case 'mfa-disabled':
       case 'recovery-code-used':
+      case 'identity-linked':
         return secondFactorMail(appName, user.username, message.kind, message.createdAt);
       default:
         throw new Error(`unknown message kind ${String(message.kind)}`);

@@ -63,4 +63,8 @@ export class MfaChallenge extends OneTimeToken {
   /** The user's token version when the password was checked: a password change in between voids it. */
   @Column({ name: 'token_version', type: 'integer' })
   tokenVersion: number;
+
+  /** How the first half signed in: a password, or an OpenID Connect provider. */
+  @Column({ name: 'first_factor', type: 'varchar', length: 8, default: 'pwd' })
+  firstFactor: 'pwd' | 'oidc';
 }

@@ -92,13 +92,13 @@ export class MfaService {
   }
 
   /** The `mfa_token` a sign-in gets after its password, bound to the account and its token version. */
-  async issueChallenge(manager: EntityManager, user: User): Promise<string> {
+  async issueChallenge(manager: EntityManager, user: User, firstFactor: 'pwd' | 'oidc' = 'pwd'): Promise<string> {
     const token = newOpaqueToken();
     const now = this.config.clock().getTime();
     const challenges = manager.getRepository(MfaChallenge);
     // Expired ones of this user go as new ones come: the table holds at most a few live rows per user.
     await challenges.delete({ userId: user.id, expiresAt: LessThan(new Date(now)) });
-    await challenges.insert({ tokenHash: sha256Hex(token), userId: user.id, tokenVersion: user.tokenVersion, expiresAt: new Date(now + CHALLENGE_TTL_MS), usedAt: null });
+    await challenges.insert({ tokenHash: sha256Hex(token), userId: user.id, tokenVersion: user.tokenVersion, firstFactor, expiresAt: new Date(now + CHALLENGE_TTL_MS), usedAt: null });
     return token;
   }
 

@@ -3,6 +3,20 @@ import { RouterModule } from '@nestjs/core';
 import type { AuthModuleOptions } from '../options/auth-options.interface';
 import { AUTH_ROUTE_PREFIX, DEFAULT_ROUTE_PREFIX, normaliseRoutePrefix } from '../options/route-prefix';
 import { setAuthTablePrefix } from '../options/table-prefix';
+import { OidcController } from '../oidc/oidc.controller';
+
+/**
+ * The OIDC routes are served when providers are configured. `forRoot` knows its options here; a
+ * `forRootAsync` factory has not run yet, so its module serves them always (404 `Unknown provider` without providers).
+ */
+function servesOidc(definition: DynamicModule, optionsToken: unknown): boolean {
+  for (const provider of definition.providers ?? []) {
+    if (typeof provider === 'object' && 'provide' in provider && provider.provide === optionsToken && 'useValue' in provider) {
+      return ((provider.useValue as AuthModuleOptions).oidc?.providers.length ?? 0) > 0;
+    }
+  }
+  return true;
+}
 
 /**
  * Given next to the options (`forRoot({ ...options, routePrefix })`, `forRootAsync({ routePrefix, useFactory })`):
@@ -35,6 +49,7 @@ export const {
       return {
         ...definition,
         global: extras.isGlobal,
+        controllers: [...(definition.controllers ?? []), ...(servesOidc(definition, AUTH_MODULE_OPTIONS) ? [OidcController] : [])],
         // RouterModule keys the path by application, so two apps in one process keep their own.
         imports: [...(definition.imports ?? []), RouterModule.register([{ path: routePrefix, module: definition.module }])],
         providers: [...(definition.providers ?? []), { provide: AUTH_ROUTE_PREFIX, useValue: routePrefix }],

@@ -44,6 +44,14 @@ import { AuthEvent } from '../audit/auth-event.entity';
 import { AuditService } from '../audit/audit.service';
 import { AdminController } from '../auth/admin.controller';
 import { AdminService } from '../auth/admin.service';
+import { Identity, OidcExchangeCode, OidcState } from '../oidc/oidc.entities';
+import { OidcProviders } from '../oidc/oidc-providers';
+import { OidcFlow } from '../oidc/oidc-flow.service';
+import { OidcExchange } from '../oidc/oidc-exchange.service';
+import { OidcAccounts } from '../oidc/oidc-accounts';
+import { OidcCookies } from '../oidc/oidc-cookies';
+import { IdentitiesService } from '../oidc/identities.service';
+import { OidcController } from '../oidc/oidc.controller';
 
 /** Every entity the module needs the host's DataSource to know (and its migrations to create). */
 export const AUTH_ENTITIES = [
@@ -58,6 +66,9 @@ export const AUTH_ENTITIES = [
   RecoveryCode,
   MfaChallenge,
   AuthEvent,
+  Identity,
+  OidcState,
+  OidcExchangeCode,
 ];
 
 /**
@@ -109,11 +120,17 @@ export const AUTH_ENTITIES = [
     AuthService,
     AuditService,
     AdminService,
+    OidcProviders,
+    OidcCookies,
+    OidcAccounts,
+    OidcFlow,
+    OidcExchange,
+    IdentitiesService,
   ],
   exports: [AuthService, UsersService, AuditService, AdminService, SessionsService, JwtAuthGuard, BearerAuthenticator, SigningKeys, AUTH_CONFIG, RedisConnection],
 })
 export class AuthModule extends AuthConfigurableModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(BodyLimitMiddleware).forRoutes(AuthController, AdminController);
+    consumer.apply(BodyLimitMiddleware).forRoutes(AuthController, AdminController, OidcController);
   }
 }

@@ -1,6 +1,7 @@
 import { createSecretKey, KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { AuthModuleOptions } from './auth-options.interface';
+import { OidcConfig, resolveOidcConfig } from './oidc-config';
 
 /** The module's options with every default applied and every bound checked, built once at start-up. */
 export interface AuthConfig {
@@ -40,6 +41,8 @@ export interface AuthConfig {
   passwordHashing: { memoryCost: number; timeCost: number; parallelism: number; maxConcurrent: number; maxQueued: number };
   userCacheTtlSeconds: number;
   auditRetentionDays: number;
+  /** Null when no OpenID Connect provider is configured. */
+  oidc: OidcConfig | null;
   clock: () => Date;
 }
 
@@ -168,6 +171,7 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     passwordHashing: hashing,
     userCacheTtlSeconds: positiveInteger('userCacheTtlSeconds', options.userCacheTtlSeconds ?? 5, 0),
     auditRetentionDays: positiveInteger('auditRetentionDays', options.auditRetentionDays ?? 365),
+    oidc: resolveOidcConfig(options.oidc),
     clock: options.clock ?? (() => new Date()),
   };
 }

@@ -84,6 +84,34 @@ export interface SigningKeyOptions {
   refreshSeconds?: number;
 }
 
+/** One OpenID Connect provider, found through its discovery document (`<issuer>/.well-known/openid-configuration`). */
+export interface OidcProviderOptions {
+  /** Lower-case letters, digits and `_` (from 1 to 32): the `{name}` in `/oidc/{name}/…`, shown as the identity's provider. */
+  name: string;
+  /** The issuer identifier, exactly as the provider's ID tokens carry it. `http://` only on a loopback address. */
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  /** Default `['openid', 'email', 'profile']`; `openid` is added when missing. */
+  scopes?: string[];
+}
+
+/** Sign-in with OpenID Connect providers (SPEC.md, "Sign-in with an OpenID Connect provider"). */
+export interface OidcOptions {
+  providers: OidcProviderOptions[];
+  /**
+   * The service's own origin, optionally with a path, as the browser reaches it: the callback registered at
+   * each provider is this followed by the callback route's path (`…/api/v1/auth/oidc/{name}/callback`).
+   */
+  publicUrl: string;
+  /** Pages of the client app the browser may be sent back to, compared exactly. */
+  redirectUrls: string[];
+  /** Wait between two discovery attempts of a provider that could not be reached, in seconds. Default 30. */
+  discoveryRetrySeconds?: number;
+  /** Time allowed for each call to a provider (discovery, JWKS, token), in seconds. Default 5. */
+  requestTimeoutSeconds?: number;
+}
+
 /** Options of `AuthModule.forRoot` / `forRootAsync`. The module reads no environment variable itself. */
 export interface AuthModuleOptions {
   /**
@@ -149,6 +177,8 @@ export interface AuthModuleOptions {
   userCacheTtlSeconds?: number;
   /** Days audit events are kept; the hourly housekeeping deletes older ones. Default 365. */
   auditRetentionDays?: number;
+  /** Sign-in with OpenID Connect providers. Unset: no provider, and the OIDC routes answer 404 `Unknown provider`. */
+  oidc?: OidcOptions;
   /** Source of the current time, for tests that move it. Default `() => new Date()`. */
   clock?: () => Date;
 }

@@ -13,7 +13,8 @@ export type OutboxMessageKind =
   | 'password-changed'
   | 'mfa-enabled'
   | 'mfa-disabled'
-  | 'recovery-code-used';
+  | 'recovery-code-used'
+  | 'identity-linked';
 
 /** `pending` until sent; `dead` after the last failed attempt, kept for inspection. */
 export type OutboxMessageStatus = 'pending' | 'sent' | 'dead';

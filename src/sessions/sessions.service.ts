@@ -25,6 +25,9 @@ export interface SessionLevel {
 
 export const PASSWORD_ONLY: SessionLevel = { aal: 'aal1', amr: ['pwd'] };
 export const PASSWORD_AND_OTP: SessionLevel = { aal: 'aal2', amr: ['pwd', 'otp'] };
+/** Signed in through an OpenID Connect provider: `aal1` whatever the provider claims about its own checks. */
+export const OIDC_ONLY: SessionLevel = { aal: 'aal1', amr: ['oidc'] };
+export const OIDC_AND_OTP: SessionLevel = { aal: 'aal2', amr: ['oidc', 'otp'] };
 
 export interface StartedSession extends SessionLevel {
   sessionId: string;

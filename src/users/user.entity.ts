@@ -23,8 +23,13 @@ export class User {
   @Column({ name: 'full_name', type: 'varchar', length: 100, nullable: true })
   fullName: string | null;
 
-  @Column({ name: 'hashed_password', type: 'varchar', length: 255, select: false })
-  hashedPassword: string;
+  /** Null for an account created through an OpenID Connect provider until a password is set (forgot-password). */
+  @Column({ name: 'hashed_password', type: 'varchar', length: 255, nullable: true, select: false })
+  hashedPassword: string | null;
+
+  /** Whether `hashedPassword` is set, readable without selecting the hash. */
+  @Column({ name: 'has_password', type: 'boolean', default: true })
+  hasPassword: boolean;
 
   @Column({ name: 'is_active', type: 'boolean', default: true })
   isActive: boolean;

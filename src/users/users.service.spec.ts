@@ -170,6 +170,7 @@ describe(UsersService.name, () => {
         usernameCanonical: 'ada',
         fullName: null,
         hashedPassword: '$argon2id$hash',
+        hasPassword: true,
       });
       expect(repository.findOneBy).toHaveBeenCalledWith({ id: 3 });
     });

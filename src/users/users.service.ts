@@ -10,7 +10,10 @@ export interface NewUser {
   email: string;
   username: string;
   fullName: string | null;
-  hashedPassword: string;
+  /** Null for an account created through an OpenID Connect provider: it has no password until one is set. */
+  hashedPassword: string | null;
+  /** Set at once for an address the provider vouched for. */
+  verifiedAt?: Date;
 }
 
 /** Which unique value a sign-up collided with. */
@@ -99,6 +102,11 @@ export class UsersService {
       .getOne();
   }
 
+  /** Whether an account holds this username, in any case. */
+  usernameTaken(username: string): Promise<boolean> {
+    return this.users.existsBy({ usernameCanonical: canonicalUsername(username) });
+  }
+
   /** The first of email, username that another account already uses, or null. */
   async findTakenField(email: string, username: string): Promise<TakenField | null> {
     if (await this.users.existsBy({ email: normalizeEmail(email) })) return 'email';
@@ -120,6 +128,8 @@ export class UsersService {
           usernameCanonical: canonicalUsername(newUser.username),
           fullName: newUser.fullName,
           hashedPassword: newUser.hashedPassword,
+          hasPassword: newUser.hashedPassword !== null,
+          ...(newUser.verifiedAt ? { isVerified: true, verifiedAt: newUser.verifiedAt } : {}),
         });
         const user = (await this.findById(result.identifiers[0].id as number, manager))!;
         await alongside(manager, user);
@@ -189,7 +199,7 @@ export class UsersService {
     const update = manager
       .createQueryBuilder()
       .update(User)
-      .set({ hashedPassword, tokenVersion: () => 'token_version + 1' })
+      .set({ hashedPassword, hasPassword: true, tokenVersion: () => 'token_version + 1' })
       .where('id = :id', { id });
     if (replacing !== undefined) update.andWhere('hashed_password = :replacing', { replacing });
     if ((await update.execute()).affected !== 1) return false;

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import { DEFAULT_HASH_CONCURRENCY, MIN_JWT_SECRET_BYTES } from '../..';
 import { DatabaseTarget, DEFAULT_DATABASE_URL, parseDatabaseUrl } from './database-url';
+import { OidcEnvError, oidcFromEnv } from './oidc-env';
+import type { OidcOptions } from '../..';
 
 /** Settings of the standalone app, read from the environment once at boot. */
 export interface AppConfig {
@@ -45,6 +47,8 @@ export interface AppConfig {
   auditRetentionDays: number;
   /** Express/Fastify `trust proxy`: false, a hop count, or a list of addresses and CIDRs. */
   trustProxy: false | number | string[];
+  /** OpenID Connect providers (`OIDC_PROVIDERS`, …, `PUBLIC_URL`); undefined when none is listed. */
+  oidc?: OidcOptions;
 }
 
 /** A bad setting; the message is the one line printed before the process exits. */
@@ -183,6 +187,15 @@ function corsOrigins(env: Env): string[] {
   });
 }
 
+function oidc(env: Env): OidcOptions | undefined {
+  try {
+    return oidcFromEnv(env);
+  } catch (error) {
+    if (error instanceof OidcEnvError) throw new ConfigError(error.message);
+    throw error;
+  }
+}
+
 /** Validates the environment; throws `ConfigError` naming the first bad variable. */
 export function loadAppConfig(env: Env): AppConfig {
   // Case-insensitive: `NODE_ENV=Production` must not quietly run with a random secret.
@@ -249,5 +262,6 @@ export function loadAppConfig(env: Env): AppConfig {
     auditRetentionDays: integer(env, 'AUDIT_RETENTION_DAYS', 365, 1, 10 * 365),
     trustProxy: trustProxy(env),
     corsOrigins: corsOrigins(env),
+    oidc: oidc(env),
   };
 }

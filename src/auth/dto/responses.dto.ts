@@ -27,6 +27,9 @@ export class UserResponse {
   @ApiProperty({ type: [String], example: [], description: 'Role names (`admin`, …)' })
   roles: string[];
 
+  @ApiProperty({ example: true, description: 'False for an account created through an OpenID Connect provider until a password is set (forgot-password)' })
+  has_password: boolean;
+
   @ApiProperty({ example: '2026-11-25T14:51:26.000Z', format: 'date-time' })
   created_at: string;
 
@@ -41,6 +44,7 @@ export class UserResponse {
       is_verified: user.isVerified,
       mfa_enabled: user.mfaEnabled,
       roles: user.roles,
+      has_password: user.hasPassword,
       created_at: user.createdAt.toISOString(),
     };
   }
