@@ -40,6 +40,11 @@ export const AuthErrors = {
   REFRESH_FAILED: 'Error refreshing token',
   SIGNOUT_FAILED: 'Error signing out',
   SESSIONS_FAILED: 'Error managing sessions',
+  RECENT_SIGNIN_REQUIRED: 'Recent sign-in required',
+  INVALID_EMAIL_CHANGE_TOKEN: 'Invalid or expired token',
+  CHANGE_EMAIL_FAILED: 'Error changing email',
+  DELETE_ACCOUNT_FAILED: 'Error deleting account',
+  EXPORT_FAILED: 'Error exporting account data',
 } as const;
 
 export const AuthMessages = {
@@ -54,5 +59,8 @@ export const AuthMessages = {
   USER_LOCKED: 'User locked',
   USER_UNLOCKED: 'User unlocked',
   USER_SIGNED_OUT: 'User signed out of all sessions',
+  EMAIL_CHANGE_REQUESTED: 'Check your inbox to confirm the new address',
+  EMAIL_CHANGED: 'Email changed successfully',
+  ACCOUNT_DELETED: 'Account deleted',
   VERIFICATION_EMAIL_SENT: 'If the email is registered and not yet verified, a verification link has been sent',
 } as const;

@@ -44,6 +44,9 @@ import { AuthEvent } from '../audit/auth-event.entity';
 import { AuditService } from '../audit/audit.service';
 import { AdminController } from '../auth/admin.controller';
 import { AdminService } from '../auth/admin.service';
+import { AccountService } from '../account/account.service';
+import { EmailChangeToken } from '../one-time-tokens/email-change-token.entity';
+import { EmailChangeTokensService } from '../one-time-tokens/email-change-tokens.service';
 
 /** Every entity the module needs the host's DataSource to know (and its migrations to create). */
 export const AUTH_ENTITIES = [
@@ -58,6 +61,7 @@ export const AUTH_ENTITIES = [
   RecoveryCode,
   MfaChallenge,
   AuthEvent,
+  EmailChangeToken,
 ];
 
 /**
@@ -109,8 +113,10 @@ export const AUTH_ENTITIES = [
     AuthService,
     AuditService,
     AdminService,
+    EmailChangeTokensService,
+    AccountService,
   ],
-  exports: [AuthService, UsersService, AuditService, AdminService, SessionsService, JwtAuthGuard, BearerAuthenticator, SigningKeys, AUTH_CONFIG, RedisConnection],
+  exports: [AuthService, AccountService, UsersService, AuditService, AdminService, SessionsService, JwtAuthGuard, BearerAuthenticator, SigningKeys, AUTH_CONFIG, RedisConnection],
 })
 export class AuthModule extends AuthConfigurableModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

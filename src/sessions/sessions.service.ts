@@ -191,6 +191,24 @@ export class SessionsService {
     await this.revokeWhere(manager, userId, { id: Not(sessionId) });
   }
 
+  /**
+   * Ends every live session of the user but `keepSessionId` (an email change confirmed: the session
+   * that asked for it stays), in the caller's transaction; all of them when it is null.
+   */
+  async revokeAllExcept(manager: EntityManager, userId: number, keepSessionId: string | null): Promise<void> {
+    await this.revokeWhere(manager, userId, keepSessionId === null ? {} : { id: Not(keepSessionId) });
+  }
+
+  /**
+   * When the live session was signed in (its creation: refreshes keep it), or null when it is not one
+   * of the user's live sessions. "A recent sign-in" is measured from this, never from the last refresh.
+   */
+  async signedInAt(userId: number, sessionId: string): Promise<Date | null> {
+    if (!isSessionId(sessionId)) return null;
+    const session = await this.sessions.findOne({ select: { id: true, createdAt: true }, where: { id: sessionId, ...this.liveOf(userId) } });
+    return session?.createdAt ?? null;
+  }
+
   /** The user's live sessions, most recently used first. */
   listLive(userId: number): Promise<Session[]> {
     return this.sessions.find({ where: this.liveOf(userId), order: { lastUsedAt: 'DESC', createdAt: 'DESC' } });
