@@ -156,6 +156,6 @@ export function accountDeletedMail(appName: string, at: Date): MailContent {
     'Hello,',
     `On ${utcMinute(at)}, the ${appName} account of this address was deleted, as its owner asked, with its sessions, ` +
       'sign-in methods and pending emails. This address may sign up again at any time.',
-    `If you did not ask for this, someone else could sign in as you: reply to your ${appName} administrator, and secure this mailbox.`,
+    `If you did not ask for this, someone else could sign in as you: tell the people who run ${appName}, and secure this mailbox.`,
   ]);
 }
