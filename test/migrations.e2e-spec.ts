@@ -81,13 +81,13 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
     );
     expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at', 'mfa_enabled', 'roles']));
     // A goodbye notice outlives its account: an outbox row may belong to none.
-    await sql(database, "INSERT INTO mail_outbox (kind, user_id, recipient, status, attempts, next_attempt_at, created_at) VALUES ('account-deleted', NULL, 'gone@example.com', 'pending', 0, $1, $1)", [new Date().toISOString()]);
+    await sql(database, "INSERT INTO mail_outbox (kind, user_id, recipient, status, attempts, next_attempt_at, created_at) VALUES ('account-deleted', NULL, 'gone@example.com', 'pending', 0, $1, $2)", [new Date().toISOString(), new Date().toISOString()]);
 
     typeorm('migration:revert', database.url);
     expect(await tables()).not.toContain('email_change_tokens');
     expect(await sql(database, 'SELECT id FROM mail_outbox WHERE user_id IS NULL')).toEqual([]);
     await expect(
-      sql(database, "INSERT INTO mail_outbox (kind, user_id, recipient, status, attempts, next_attempt_at, created_at) VALUES ('account-deleted', NULL, 'gone@example.com', 'pending', 0, $1, $1)", [new Date().toISOString()]),
+      sql(database, "INSERT INTO mail_outbox (kind, user_id, recipient, status, attempts, next_attempt_at, created_at) VALUES ('account-deleted', NULL, 'gone@example.com', 'pending', 0, $1, $2)", [new Date().toISOString(), new Date().toISOString()]),
     ).rejects.toThrow(/null/i);
 
     typeorm('migration:revert', database.url);
