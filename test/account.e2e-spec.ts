@@ -1,5 +1,6 @@
 import { AuthErrors } from '../src/common/auth.errors';
 import { base32Decode, hotp, stepAt } from '../src/mfa/totp';
+import { Housekeeping } from '../src/module/housekeeping';
 import { DATABASES, sql } from './support/databases';
 import { expectProblem, newAccount, SignedUp, signUp } from './support/fixtures';
 import { ReceivedMail, tokenFromMail } from './support/smtp';
@@ -190,6 +191,25 @@ describe.each(matrix(DATABASES))('account self-service on %s with %s', (database
       const results = await Promise.all(Array.from({ length: 10 }, () => confirm(thirdLink)));
       expect(results.map((r) => r.status).sort()).toEqual([200, ...Array(9).fill(400)]);
       expect((await me(user.token).expect(200)).body.email).toBe(third);
+    });
+
+    it('forgets used and expired changes at the hourly housekeeping, and keeps pending ones', async () => {
+      const used = await signUp(t.http);
+      const usedEmail = newAccount().email;
+      await changeEmail(used.token, { new_email: usedEmail, password: used.account.password }).expect(200);
+      await confirm(tokenFromMail(await linkMailTo(usedEmail))).expect(200);
+      const expired = await signUp(t.http);
+      const expiredEmail = newAccount().email;
+      await changeEmail(expired.token, { new_email: expiredEmail, password: expired.account.password }).expect(200);
+      await linkMailTo(expiredEmail);
+      advance(30 * MINUTE + 1000);
+      const pending = await signUp(t.http);
+      const pendingEmail = newAccount().email;
+      await changeEmail(pending.token, { new_email: pendingEmail, password: pending.account.password }).expect(200);
+      await linkMailTo(pendingEmail);
+      await t.app.get(Housekeeping).run();
+      const left = (await sql(database, 'SELECT user_id FROM email_change_tokens WHERE user_id IN ($1, $2, $3)', [used.userId, expired.userId, pending.userId])) as { user_id: number }[];
+      expect(left).toEqual([{ user_id: pending.userId }]);
     });
 
     it('refuses a wrong password with 400, counted like a failed sign-in: past the limit 429, even with the right one', async () => {

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { EntityManager, IsNull, Repository } from 'typeorm';
+import { EntityManager, IsNull, LessThanOrEqual, Not, Repository } from 'typeorm';
+import { deleteInBatches } from '../common/delete-in-batches';
 import { newOpaqueToken, sha256Hex } from '../common/opaque-tokens';
 import { TransactionRunner } from '../common/transaction-runner';
 import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
@@ -23,10 +24,10 @@ export interface ConfirmedEmailChange {
 export class EmailChangeTokensService extends OneTimeTokens {
   constructor(
     @InjectRepository(EmailChangeToken) private readonly tokens: Repository<EmailChangeToken>,
-    transactions: TransactionRunner,
+    private readonly transactionRunner: TransactionRunner,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {
-    super(tokens, transactions, config.emailChangeTokenTtlSeconds, config.clock);
+    super(tokens, transactionRunner, config.emailChangeTokenTtlSeconds, config.clock);
   }
 
   /**
@@ -65,6 +66,14 @@ export class EmailChangeTokensService extends OneTimeTokens {
   async redeemChange(manager: EntityManager, token: string): Promise<ConfirmedEmailChange | null> {
     const row = await this.claim<EmailChangeToken>(manager, token);
     return row && { userId: row.userId, newEmail: row.newEmail, sessionId: row.sessionId };
+  }
+
+  /**
+   * Deletes used and expired changes, in batches: a row names an address that may belong to someone else
+   * (a typo), which is kept no longer than the link could work. `Housekeeping` runs it hourly.
+   */
+  prune(): Promise<number> {
+    return deleteInBatches(this.transactionRunner, EmailChangeToken, [{ usedAt: Not(IsNull()) }, { expiresAt: LessThanOrEqual(this.config.clock()) }]);
   }
 
   private expiryFromNow(): Date {
