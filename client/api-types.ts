@@ -356,11 +356,75 @@ export interface paths {
         get: operations["me"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete the account and everything it holds; its tokens stop working at once, a goodbye is mailed
+         * @description The user, sessions, tokens, identities, second factor and pending mail go in one transaction. Audit events stay for their retention without client address or user agent; the goodbye's outbox row is deleted once it is sent (or dead). The address may sign up again. In cookie mode the refresh cookie is cleared.
+         */
+        delete: operations["deleteMe"];
         options?: never;
         head?: never;
         /** Change the username or full name (`full_name: null` clears it; `{}` changes nothing) */
         patch: operations["updateMe"];
+        trace?: never;
+    };
+    "/api/v1/auth/change-email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask to move the account to another address: a confirmation link goes there, a notice to the current one
+         * @description The same answer whether or not the new address is free: when another account has it, its owner gets a notice instead and nothing changes. At most 5 requests an hour per account send mail; past that the answer is the same and nothing is sent. A wrong password counts as a failed sign-in. Nothing changes until the link is followed (`/confirm-email-change`); a newer request voids older links.
+         */
+        post: operations["changeEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/confirm-email-change": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move the account to the new address with the token from the link mailed there
+         * @description The address counts as verified; every session of the account ends but the one that asked for the change.
+         */
+        post: operations["confirmEmailChange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The account's data as a JSON attachment: profile, sessions, identities and own audit events
+         * @description For data portability. Never a password hash, token or secret.
+         */
+        get: operations["exportMe"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/auth/events": {
@@ -916,6 +980,89 @@ export interface components {
             username?: string;
             /** @example Ada Lovelace */
             full_name?: string | null;
+        };
+        ChangeEmailDto: {
+            /**
+             * Format: email
+             * @example ada@example.com
+             */
+            new_email: string;
+            /**
+             * Format: password
+             * @description The current password; required when the account has one (a 422 without it). An account without a password sends none and needs a sign-in no older than 5 minutes instead
+             */
+            password?: string;
+        };
+        ConfirmEmailChangeDto: {
+            /** @description The token from the link mailed to the new address */
+            token: string;
+        };
+        DeleteAccountDto: {
+            /**
+             * Format: password
+             * @description The current password; required when the account has one (a 422 without it). An account without a password sends none and needs a sign-in no older than 5 minutes instead
+             */
+            password?: string;
+        };
+        ExportedIdentityResponse: {
+            /** @example 3 */
+            id: number;
+            /**
+             * @description The provider's configured name
+             * @example google
+             */
+            provider: string;
+            /**
+             * @description The address the provider gave
+             * @example ada@gmail.com
+             */
+            email: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-25T14:51:26.000Z
+             */
+            created_at: string;
+        };
+        ExportedEventResponse: {
+            /** @example 1042 */
+            id: number;
+            /** @example signin */
+            type: string;
+            /** @example 8f14e45f-ceea-467f-a0e6-2b1e5c3a9d4b */
+            session_id: string | null;
+            /** @example 203.0.113.7 */
+            ip: string | null;
+            /** @example Mozilla/5.0 (X11; Linux x86_64) Firefox/142.0 */
+            user_agent: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-25T14:51:26.000Z
+             */
+            created_at: string;
+            /**
+             * @example {
+             *       "amr": [
+             *         "pwd"
+             *       ]
+             *     }
+             */
+            details: {
+                [key: string]: unknown;
+            } | null;
+        };
+        AccountExportResponse: {
+            /**
+             * Format: date-time
+             * @example 2026-11-25T15:00:00.000Z
+             */
+            exported_at: string;
+            profile: components["schemas"]["UserResponse"];
+            /** @description Live sessions, most recently used first */
+            sessions: components["schemas"]["SessionResponse"][];
+            /** @description Sign-in identities at OpenID Connect providers */
+            identities: components["schemas"]["ExportedIdentityResponse"][];
+            /** @description Every audit event of the account still kept, oldest first */
+            events: components["schemas"]["ExportedEventResponse"][];
         };
         AuthEventResponse: {
             /** @example 1042 */
@@ -2959,6 +3106,131 @@ export interface operations {
             };
         };
     };
+    deleteMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteAccountDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuccessResponse"];
+                };
+            };
+            /** @description The request was refused. `detail`: `Malformed request body: it is not valid JSON`, `Incorrect current password` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive`, `Additional authentication required`, `Recent sign-in required` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is over 16 KiB. `detail`: `Request body is too large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is not `application/json` (forms and text are refused, so a cross-site form cannot post here). `detail`: `Unsupported content type: send application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later`, `Too many failed sign-in attempts for this account, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error deleting account` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The service is busy, try again in a moment`, `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     updateMe: {
         parameters: {
             query?: never;
@@ -3063,6 +3335,314 @@ export interface operations {
                 };
             };
             /** @description Unexpected failure, logged with `request_id`. `detail`: `Error updating profile` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    changeEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangeEmailDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuccessResponse"];
+                };
+            };
+            /** @description The request was refused. `detail`: `Malformed request body: it is not valid JSON`, `Incorrect current password` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive`, `Additional authentication required`, `Recent sign-in required` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is over 16 KiB. `detail`: `Request body is too large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is not `application/json` (forms and text are refused, so a cross-site form cannot post here). `detail`: `Unsupported content type: send application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later`, `Too many failed sign-in attempts for this account, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error changing email` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The service is busy, try again in a moment`, `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    confirmEmailChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConfirmEmailChangeDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuccessResponse"];
+                };
+            };
+            /** @description The request was refused. `detail`: `Malformed request body: it is not valid JSON`, `Invalid or expired token`, `Email already registered` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is over 16 KiB. `detail`: `Request body is too large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body is not `application/json` (forms and text are refused, so a cross-site form cannot post here). `detail`: `Unsupported content type: send application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body (or query string) does not match the schema; `errors` lists each field. `detail`: `Request validation failed` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error changing email` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Busy, or the database unavailable: retry after `Retry-After` seconds. `detail`: `The database is unavailable, try again in a moment` */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    exportMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description `attachment; filename="account-export.json"` */
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountExportResponse"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials. `detail`: `Not authenticated`, `Could not validate credentials` */
+            401: {
+                headers: {
+                    /** @description Always `Bearer` */
+                    "WWW-Authenticate"?: "Bearer";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The account may not do this. `detail`: `User account is inactive` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not found. `detail`: `User not found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds. `detail`: `Too many requests, try again later` */
+            429: {
+                headers: {
+                    /** @description Seconds until a request can succeed */
+                    "Retry-After"?: number;
+                    /** @description Requests (or failed sign-ins, or mail requests) allowed in the window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window: 0 here */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unexpected failure, logged with `request_id`. `detail`: `Error exporting account data` */
             500: {
                 headers: {
                     [name: string]: unknown;

@@ -64,6 +64,9 @@ export type ForgotPasswordBody = RequestBody<'forgotPassword'>;
 export type ResetPasswordBody = RequestBody<'resetPassword'>;
 export type ChangePasswordBody = RequestBody<'changePassword'>;
 export type UpdateMeBody = RequestBody<'updateMe'>;
+export type ChangeEmailBody = RequestBody<'changeEmail'>;
+export type ConfirmEmailChangeBody = RequestBody<'confirmEmailChange'>;
+export type DeleteAccountBody = RequestBody<'deleteMe'>;
 export type VerifyEmailBody = RequestBody<'verifyEmail'>;
 export type ResendVerificationBody = RequestBody<'resendVerification'>;
 export type MfaCodeBody = RequestBody<'confirmTotp'>;
@@ -111,6 +114,16 @@ export interface AuthClient {
   me(): Promise<User>;
   /** Changes the username or full name (`full_name: null` clears it); `onChange` listeners get the new user. */
   updateMe(body: UpdateMeBody): Promise<User>;
+  /**
+   * Asks to move the account to `new_email` (with `password` when the account has one); the address
+   * changes once the link mailed there is followed (`confirmEmailChange`). The same answer whether or not
+   * the address is free.
+   */
+  changeEmail(body: ChangeEmailBody): Promise<Message>;
+  /** Follows the link of `changeEmail` (no session needed); the server ends every other session of the account. */
+  confirmEmailChange(body: ConfirmEmailChangeBody): Promise<Message>;
+  /** Deletes the account (with `password` when it has one) and signs every tab out. */
+  deleteAccount(body?: DeleteAccountBody): Promise<Message>;
   sessions(): Promise<Session[]>;
   /** Ends one of the user's sessions (`id` from `sessions()`); ending this one signs every tab out. */
   endSession(id: string): Promise<Message>;
@@ -413,6 +426,21 @@ class Client implements AuthClient {
 
   async updateMe(body: UpdateMeBody): Promise<User> {
     return this.keepUser(await this.call<Ok<'updateMe'>>('PATCH', '/me', { body }));
+  }
+
+  changeEmail(body: ChangeEmailBody): Promise<Message> {
+    return this.call<Message>('POST', '/change-email', { body });
+  }
+
+  confirmEmailChange(body: ConfirmEmailChangeBody): Promise<Message> {
+    return this.call<Message>('POST', '/confirm-email-change', { body, auth: false });
+  }
+
+  async deleteAccount(body: DeleteAccountBody = {}): Promise<Message> {
+    // A refusal (wrong password, 429) leaves the session as it was; only a deletion signs out.
+    const result = await this.call<Message>('DELETE', '/me', { body });
+    this.signedOut(); // the account and every session of it are gone, in every tab
+    return result;
   }
 
   /** The user as the server just answered it, kept with the session (listeners hear of a change). */

@@ -15,6 +15,7 @@ export type {
 } from './options/auth-options.interface';
 export { AuthService } from './auth/auth.service';
 export { AdminService } from './auth/admin.service';
+export { AccountService } from './account/account.service';
 export { AuthErrors, AuthMessages } from './common/auth.errors';
 export { JwtAuthGuard } from './auth/jwt-auth.guard';
 export { CurrentSessionId, CurrentUser, Public, RequireAal, Roles } from './auth/decorators';

@@ -8,10 +8,11 @@ import { dirname, join, normalize, relative, sep } from 'node:path';
  */
 const ALLOWED: Record<string, string[]> = {
   app: ['index'],
-  index: ['module', 'auth', 'audit', 'users', 'sessions', 'outbox', 'one-time-tokens', 'passwords', 'signing-keys', 'common', 'options', 'migrations'],
-  module: ['oidc', 'auth', 'audit', 'emails', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'mfa', 'common', 'options'],
-  auth: ['audit', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'mfa', 'common', 'options'],
+  index: ['module', 'account', 'auth', 'audit', 'users', 'sessions', 'outbox', 'one-time-tokens', 'passwords', 'signing-keys', 'common', 'options', 'migrations'],
+  module: ['oidc', 'account', 'auth', 'audit', 'emails', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'mfa', 'common', 'options'],
   oidc: ['auth', 'audit', 'sessions', 'outbox', 'users', 'mfa', 'one-time-tokens', 'rate-limits', 'common', 'options'],
+  auth: ['account', 'audit', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'signing-keys', 'mfa', 'common', 'options'],
+  account: ['audit', 'sessions', 'outbox', 'one-time-tokens', 'users', 'passwords', 'rate-limits', 'mfa', 'common', 'options'],
   emails: ['outbox', 'one-time-tokens', 'users', 'common', 'options'],
   sessions: ['users', 'common', 'options'],
   outbox: ['users', 'common', 'options'],

@@ -240,11 +240,21 @@ describe.each(matrix(DATABASES))('audit log on %s with %s', (databaseKind, adapt
       await t.http().post(`${AUTH}/signout`).set(bearer(last.body.access_token)).expect(200);
       await t.http().post(`${AUTH}/signout-all`).set(bearer(fourth.body.access_token)).expect(200);
 
+      // The email moves to another address, and then the account is deleted.
+      const fifth = await t.http().post(`${AUTH}/signin`).set(client).send({ email: account.email, password: resetPassword }).expect(200);
+      keep(fifth.body.access_token, fifth.body.refresh_token);
+      const movedTo = `moved-${account.email}`;
+      await t.http().post(`${AUTH}/change-email`).set(client).set(bearer(fifth.body.access_token)).send({ new_email: movedTo, password: resetPassword }).expect(200);
+      const changeToken = tokenFromMail(await smtp.waitFor(movedTo, (m) => m.text.includes('token=')));
+      keep(changeToken);
+      await t.http().post(`${AUTH}/confirm-email-change`).set(client).send({ token: changeToken }).expect(200);
+
       for (const row of (await sql(database, 'SELECT hashed_password FROM users WHERE id = $1', [userId])) as { hashed_password: string }[]) keep(row.hashed_password);
-      for (const table of ['refresh_tokens', 'password_reset_tokens', 'email_verification_tokens', 'mfa_challenges']) {
+      for (const table of ['refresh_tokens', 'password_reset_tokens', 'email_verification_tokens', 'mfa_challenges', 'email_change_tokens']) {
         for (const row of (await sql(database, `SELECT token_hash FROM ${table}`)) as { token_hash: string }[]) keep(row.token_hash);
       }
       for (const row of (await sql(database, 'SELECT code_hash FROM recovery_codes')) as { code_hash: string }[]) keep(row.code_hash);
+      await t.http().delete(`${AUTH}/me`).set(client).set(bearer(fifth.body.access_token)).send({ password: resetPassword }).expect(200);
       for (const event of await eventsOf(database, userId)) typesSeen.add(event.type);
     }
     // Hashes the service could have written in place of a secret, and each secret as JSON would escape it.

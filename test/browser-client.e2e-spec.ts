@@ -221,6 +221,19 @@ type Outcome<T> = { value: T } | { error: { name: string; status: number; detail
     expect(await restored(b)).toBeNull();
   });
 
+  it('deleting the account in one tab signs the other out', async () => {
+    const [a, b] = await openTabs(await newContext(), 2);
+    const account = await signUp(a);
+    await waitUntil('the other tab has the session', async () => (await accessToken(b)) !== null);
+    expect(await call(a, 'deleteAccount', { password: 'not the password' })).toEqual({ error: { name: 'AuthError', status: 400, detail: 'Incorrect current password' } });
+    expect(await accessToken(b)).not.toBeNull();
+    await value(a, 'deleteAccount', { password: account.password });
+    await waitUntil('the other tab heard of the deletion', async () => (await changes(b)).at(-1) === null);
+    expect(await changes(b)).toEqual([account.email, null]);
+    expect(await accessToken(b)).toBeNull();
+    expect(await call(b, 'me')).toEqual({ error: { name: 'AuthError', status: 401, detail: expect.any(String) } });
+  });
+
   if (mode === 'cookie') {
     it('a reload keeps the user signed in: restore() refreshes from the HttpOnly cookie, in the same session', async () => {
       const context = await newContext();

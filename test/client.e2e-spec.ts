@@ -3,6 +3,7 @@ import { AuthErrors } from '../src/common/auth.errors';
 import { base32Decode, hotp, stepAt } from '../src/mfa/totp';
 import { AuthClient, AuthError, AuthClientOptions, createAuthClient, User } from '../client/index';
 import { newAccount, NewAccount, waitUntil } from './support/fixtures';
+import { tokenFromMail } from './support/smtp';
 import { useTestApp } from './support/test-app';
 
 /**
@@ -14,7 +15,7 @@ import { useTestApp } from './support/test-app';
 describe('the client in Node (bearer mode)', () => {
   // Access tokens live a minute; a spent refresh token presented again is a reuse at once (no grace), so
   // a second refresh with one token would revoke the session and log refresh_token_reused.
-  const { t } = useTestApp('sqlite', {
+  const { t, smtp } = useTestApp('sqlite', {
     adapter: 'fastify',
     env: { ACCESS_TOKEN_EXPIRE_MINUTES: '1', REFRESH_TOKEN_REUSE_GRACE_SECONDS: '0' },
   });
@@ -289,6 +290,42 @@ describe('the client in Node (bearer mode)', () => {
     expect(await c.changePassword({ old_password: account.password, new_password: 'a new passphrase!' })).toEqual({ message: 'Password changed successfully' });
     expect(c.accessToken()).toBeNull();
     expect(await c.signIn({ email: account.email, password: 'a new passphrase!' })).toEqual({ user: expect.objectContaining({ email: account.email }) });
+  });
+
+  it('changeEmail and confirmEmailChange: the address changes once the mailed link is followed, from any client', async () => {
+    const { c, account, user } = await signedUp();
+    const newEmail = newAccount().email;
+    const wrong = await rejection(c.changeEmail({ new_email: newEmail, password: 'not the password' }));
+    expect([wrong.status, wrong.detail]).toEqual([400, AuthErrors.INCORRECT_CURRENT_PASSWORD]);
+    expect(await c.changeEmail({ new_email: newEmail, password: account.password })).toEqual({ message: 'Check your inbox to confirm the new address' });
+    const link = await smtp.waitFor(newEmail, (m) => m.text.includes('/confirm-email?token='));
+    // Opened in another browser: no session needed.
+    expect(await client().confirmEmailChange({ token: tokenFromMail(link) })).toEqual({ message: 'Email changed successfully' });
+    const bad = await rejection(client().confirmEmailChange({ token: tokenFromMail(link) }));
+    expect([bad.status, bad.detail]).toEqual([400, 'Invalid or expired token']);
+    const seen: (User | null)[] = [];
+    c.onChange((changed) => seen.push(changed));
+    expect(await c.me()).toEqual({ ...user, email: newEmail, isVerified: true });
+    expect(seen).toEqual([{ ...user, email: newEmail, isVerified: true }]);
+  });
+
+  it('deleteAccount: a refusal keeps the session; the deletion signs the client out and the server refuses its tokens', async () => {
+    const { c, account } = await signedUp();
+    const seen: (User | null)[] = [];
+    c.onChange((changed) => seen.push(changed));
+    const token = c.accessToken()!;
+    const wrong = await rejection(c.deleteAccount({ password: 'not the password' }));
+    expect([wrong.status, wrong.detail]).toEqual([400, AuthErrors.INCORRECT_CURRENT_PASSWORD]);
+    const missing = await rejection(c.deleteAccount());
+    expect(missing.status).toBe(422);
+    expect(c.accessToken()).toBe(token);
+    expect(await c.deleteAccount({ password: account.password })).toEqual({ message: 'Account deleted' });
+    expect(c.accessToken()).toBeNull();
+    expect(seen).toEqual([null]);
+    const res = await fetch(`${origin}/api/v1/auth/me`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(401);
+    const signIn = await rejection(client().signIn({ email: account.email, password: account.password }));
+    expect(signIn.status).toBe(401);
   });
 
   it('the public routes: forgot and reset password, verify email, resend verification', async () => {

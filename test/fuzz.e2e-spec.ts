@@ -77,7 +77,7 @@ function violationOf(res: RawResponse, sent: RawRequest): string | null {
 }
 
 /** Routes whose success can end the run's session or change its password. */
-const ENDS_WORLD = new Set(['refresh', 'signout', 'signout-all', 'end-session', 'change-password']);
+const ENDS_WORLD = new Set(['refresh', 'signout', 'signout-all', 'end-session', 'change-password', 'delete-me']);
 
 /** Whether the run's session may be over after this answer (or was already, as a clean 401 says). */
 function worldMayHaveEnded(c: Case, res: RawResponse): boolean {

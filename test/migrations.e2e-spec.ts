@@ -50,6 +50,7 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
     expect(shown).toMatch(/\[ \] SecondFactor1764120000000/);
     expect(shown).toMatch(/\[ \] CanonicalEmails1764130000000/);
     expect(shown).toMatch(/\[ \] RolesAndAuditEvents1764140000000/);
+    expect(shown).toMatch(/\[ \] AccountSelfService1764150000000/);
 
     typeorm('migration:run', database.url);
     const applied = typeorm('migration:show', database.url);
@@ -60,6 +61,8 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
     expect(applied).toMatch(/\[X\] .*SecondFactor1764120000000/);
     expect(applied).toMatch(/\[X\] .*CanonicalEmails1764130000000/);
     expect(applied).toMatch(/\[X\] .*RolesAndAuditEvents1764140000000/);
+    expect(applied).toMatch(/\[X\] .*AccountSelfService1764150000000/);
+    expect(applied).toMatch(/\[X\] .*OidcIdentities1764160000000/);
     expect(await tables()).toEqual(
       expect.arrayContaining([
         'migrations',
@@ -74,16 +77,26 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
         'recovery_codes',
         'mfa_challenges',
         'auth_events',
+        'email_change_tokens',
         'identities',
         'oidc_states',
         'oidc_exchange_codes',
       ]),
     );
     expect(await userColumns()).toEqual(expect.arrayContaining(['is_verified', 'verified_at', 'mfa_enabled', 'roles', 'has_password']));
+    // A goodbye notice outlives its account: an outbox row may belong to none.
+    await sql(database, "INSERT INTO mail_outbox (kind, user_id, recipient, status, attempts, next_attempt_at, created_at) VALUES ('account-deleted', NULL, 'gone@example.com', 'pending', 0, $1, $2)", [new Date().toISOString(), new Date().toISOString()]);
 
     typeorm('migration:revert', database.url);
     expect(await tables()).not.toContain('identities');
     expect(await userColumns()).not.toContain('has_password');
+
+    typeorm('migration:revert', database.url);
+    expect(await tables()).not.toContain('email_change_tokens');
+    expect(await sql(database, 'SELECT id FROM mail_outbox WHERE user_id IS NULL')).toEqual([]);
+    await expect(
+      sql(database, "INSERT INTO mail_outbox (kind, user_id, recipient, status, attempts, next_attempt_at, created_at) VALUES ('account-deleted', NULL, 'gone@example.com', 'pending', 0, $1, $2)", [new Date().toISOString(), new Date().toISOString()]),
+    ).rejects.toThrow(/null/i);
 
     typeorm('migration:revert', database.url);
     expect(await tables()).not.toContain('auth_events');
@@ -138,6 +151,7 @@ describe.each(DATABASES)('migrations through ormconfig.ts on %s', (kind) => {
   it('rewrites emails stored before to their canonical form, unless another account has it', async () => {
     typeorm('migration:run', database.url);
     typeorm('migration:revert', database.url); // OidcIdentities
+    typeorm('migration:revert', database.url); // AccountSelfService
     typeorm('migration:revert', database.url); // RolesAndAuditEvents
     typeorm('migration:revert', database.url); // back to the rows as the earlier code stored them
     const legacy = [

@@ -90,7 +90,9 @@ describe('the OpenAPI document matches every response', () => {
       'signin/mfa': { mfa_token: 'x'.repeat(43), code: '123456' },
       'mfa/totp/confirm': { code: '123456' },
       'mfa/totp/disable': { code: '123456' },
-      me: { full_name: 'Ada' },
+      me: { full_name: 'Ada', password: user.account.password },
+      'change-email': { new_email: newAccount().email, password: user.account.password },
+      'confirm-email-change': { token: 'x'.repeat(43) },
       'admin/users/{id}/roles': { roles: [] },
     };
     return bodies[key.split(`${AUTH}/`)[1]];
@@ -142,6 +144,18 @@ describe('the OpenAPI document matches every response', () => {
     const resetMail = await smtp.waitFor(account.email, (m) => /reset/i.test(m.subject));
     check(op('POST', 'reset-password'), await t.http().post(`${AUTH}/reset-password`).send({ token: 'x'.repeat(43), new_password: 'a new pass phrase' }));
     check(op('POST', 'reset-password'), await t.http().post(`${AUTH}/reset-password`).send({ token: tokenFromMail(resetMail), new_password: 'a new pass phrase' }));
+
+    // Account self-service: an email change requested and confirmed, an export, a deletion.
+    const mover = await signUp(t.http);
+    const moved = newAccount().email;
+    check(op('POST', 'change-email'), await send(t, op('POST', 'change-email'), { new_email: moved, password: 'not the password' }, mover.token));
+    expect(check(op('POST', 'change-email'), await send(t, op('POST', 'change-email'), { new_email: moved, password: mover.account.password }, mover.token)).status).toBe(200);
+    const changeLink = await smtp.waitFor(moved, (m) => m.text.includes('token='));
+    check(op('POST', 'confirm-email-change'), await t.http().post(`${AUTH}/confirm-email-change`).send({ token: 'x'.repeat(43) }));
+    expect(check(op('POST', 'confirm-email-change'), await t.http().post(`${AUTH}/confirm-email-change`).send({ token: tokenFromMail(changeLink) })).status).toBe(200);
+    expect(check(op('GET', 'me/export'), await send(t, op('GET', 'me/export'), undefined, mover.token)).status).toBe(200);
+    check(op('DELETE', 'me'), await send(t, op('DELETE', 'me'), { password: 'not the password' }, mover.token));
+    expect(check(op('DELETE', 'me'), await send(t, op('DELETE', 'me'), { password: mover.account.password }, mover.token)).status).toBe(200);
 
     const fresh = await signUp(t.http);
     check(op('POST', 'signout'), await send(t, op('POST', 'signout'), undefined, fresh.token));
@@ -226,7 +240,7 @@ describe('the OpenAPI document matches every response', () => {
     const { t, database } = await app();
     const user = await signUp(t.http);
     await t.drainMail();
-    const tables = ['auth_events', 'mfa_challenges', 'recovery_codes', 'totp_factors', 'refresh_tokens', 'user_sessions', 'password_reset_tokens', 'email_verification_tokens', 'mail_outbox', 'users'];
+    const tables = ['auth_events', 'email_change_tokens', 'mfa_challenges', 'recovery_codes', 'totp_factors', 'refresh_tokens', 'user_sessions', 'password_reset_tokens', 'email_verification_tokens', 'mail_outbox', 'users'];
     for (const table of tables) {
       await sql(database, databaseKind === 'postgres' ? `DROP TABLE ${table} CASCADE` : `DROP TABLE ${table}`);
     }

@@ -226,6 +226,20 @@ describe.each(matrix(DATABASES))('refresh token cookie on %s with %s', (database
     await refreshWithCookie(other.cookie).expect(200);
   });
 
+  it('DELETE /me clears the cookie, and the refresh token in it is refused', async () => {
+    const session = await signUp();
+    const res = await t.http().delete(`${AUTH}/me`)
+      .auth(session.access, { type: 'bearer' })
+      .set('Cookie', `${COOKIE_NAME}=${session.cookie}`)
+      .send({ password: session.account.password });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ message: 'Account deleted' });
+    const cleared = refreshCookieOf(res);
+    expect(cleared.value).toBe('');
+    expect(cleared.attributes['max-age']).toBe('0');
+    expectProblem(await refreshWithCookie(session.cookie), 401, INVALID_REFRESH_TOKEN);
+  });
+
   it('sets Max-Age from REFRESH_TOKEN_EXPIRE_DAYS', async () => {
     const app = await startTestApp({
       adapter,

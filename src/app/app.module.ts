@@ -22,6 +22,7 @@ export function authOptionsFrom(config: AppConfig): AuthModuleOptions {
     passwordResetUrl: config.passwordResetUrl,
     emailVerificationUrl: config.emailVerificationUrl,
     emailVerificationTokenTtlSeconds: config.emailVerificationTokenExpireHours * 3600,
+    emailChangeUrl: config.emailChangeUrl,
     requireVerifiedEmail: config.requireVerifiedEmail,
     appName: config.appName,
     userCacheTtlSeconds: config.userCacheTtlSeconds,

@@ -29,6 +29,9 @@ export const AUTH_EVENT_TYPES = [
   'oidc_signin',
   'identity_linked',
   'identity_unlinked',
+  'email_change_requested',
+  'email_changed',
+  'account_deleted',
 ] as const;
 
 export type AuthEventType = (typeof AUTH_EVENT_TYPES)[number];
@@ -133,6 +136,36 @@ export class AuditService {
     const rows = await query.orderBy('event.id', 'DESC').limit(filter.limit + 1).getMany();
     const items = rows.slice(0, filter.limit);
     return { items, nextCursor: rows.length > filter.limit ? String(items[items.length - 1].id) : null };
+  }
+
+  /**
+   * For a deleted account, in the transaction of its deletion: its events stay for their retention, but
+   * without where they came from (client address, user agent) and without any address in their details.
+   * Events an admin made on other accounts lose the admin's client address too. Call it before `record`.
+   */
+  async anonymize(manager: EntityManager, userId: number): Promise<void> {
+    const events = manager.getRepository(AuthEvent);
+    await events.update({ userId }, { ip: null, userAgent: null });
+    // Details are JSON text (`simple-json`: no spaces), so an actor is found with LIKE on both drivers.
+    for (const pattern of [`%"actor_id":${userId},%`, `%"actor_id":${userId}}%`]) {
+      await events.createQueryBuilder().update().set({ ip: null, userAgent: null }).where('details LIKE :pattern', { pattern }).execute();
+    }
+    // No event type writes an email today; one that ever does must not keep it past the account.
+    const withAddresses = await events.createQueryBuilder('event').where('event.userId = :userId', { userId }).andWhere("event.details LIKE '%@%'").getMany();
+    for (const event of withAddresses) {
+      const kept = Object.entries(event.details ?? {}).filter(([, value]) => !JSON.stringify(value).includes('@'));
+      await events.update({ id: event.id }, { details: kept.length > 0 ? Object.fromEntries(kept) : null });
+    }
+  }
+
+  /** Whether the account with this id was deleted (within the audit retention): its tokens answer 401, not 404. */
+  wasDeleted(userId: number): Promise<boolean> {
+    return this.events.existsBy({ userId, type: 'account_deleted' });
+  }
+
+  /** Every event of the user, oldest first (the data export). */
+  allOf(userId: number): Promise<AuthEvent[]> {
+    return this.events.find({ where: { userId }, order: { id: 'ASC' } });
   }
 
   /** Deletes events older than the retention period, in batches; `Housekeeping` runs it hourly. */

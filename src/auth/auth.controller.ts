@@ -17,19 +17,23 @@ import {
 } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '../common/openapi';
 import { AdminService } from './admin.service';
+import { AccountService } from '../account/account.service';
 import { EventPageResponse, MAX_PAGE_SIZE, PageQueryDto } from './dto/admin.dto';
 import { ValidQuery } from './validated-query';
 import { ProblemDetailsFilter } from '../common/problem-details.filter';
 import { UnexpectedErrorInterceptor } from '../common/unexpected-error.interceptor';
 import { User } from '../users/user.entity';
 import { AuthThrottlerGuard } from '../rate-limits/auth-throttler.guard';
-import { AuthErrors } from '../common/auth.errors';
+import { AuthErrors, AuthMessages } from '../common/auth.errors';
 import { AuthService } from './auth.service';
 import { BearerJsonRoute, BearerRoute, PublicJsonRoute, PublicRoute } from './api-responses';
 import { SigningKeys } from '../signing-keys/signing-keys.service';
 import { CurrentSessionId, CurrentUser, RequestContext, RequestCtx, RequireAal } from './decorators';
 import {
+  ChangeEmailDto,
   ChangePasswordDto,
+  ConfirmEmailChangeDto,
+  DeleteAccountDto,
   ForgotPasswordDto,
   MfaCodeDto,
   RefreshTokenDto,
@@ -42,6 +46,7 @@ import {
   VerifyEmailDto,
 } from './dto/requests.dto';
 import {
+  AccountExportResponse,
   JwksResponse,
   RecoveryCodesResponse,
   SessionResponse,
@@ -68,6 +73,7 @@ export class AuthController {
     private readonly refreshCookie: RefreshTokenCookie,
     private readonly signingKeys: SigningKeys,
     private readonly admin: AdminService,
+    private readonly account: AccountService,
   ) {}
 
   @Post('signup')
@@ -337,6 +343,117 @@ export class AuthController {
   @ApiOkResponse({ type: UserResponse })
   updateMe(@CurrentUser() user: User, @ValidBody() dto: UpdateMeDto, @RequestCtx() ctx: RequestContext): Promise<UserResponse> {
     return this.auth.updateMe(user, dto, ctx);
+  }
+
+  @Post('change-email')
+  @HttpCode(HttpStatus.OK)
+  @RequireAal('aal2')
+  @BearerJsonRoute({
+    problems: {
+      400: [AuthErrors.INCORRECT_CURRENT_PASSWORD],
+      403: [AuthErrors.ADDITIONAL_AUTH_REQUIRED, AuthErrors.RECENT_SIGNIN_REQUIRED],
+      429: [AuthErrors.TOO_MANY_SIGNIN_FAILURES],
+    },
+    unexpected: AuthErrors.CHANGE_EMAIL_FAILED,
+    hashes: true,
+  })
+  @ApiOperation({
+    summary: 'Ask to move the account to another address: a confirmation link goes there, a notice to the current one',
+    description:
+      'The same answer whether or not the new address is free: when another account has it, its owner gets a notice ' +
+      'instead and nothing changes. At most 5 requests an hour per account send mail; past that the answer is the same ' +
+      'and nothing is sent. A wrong password counts as a failed sign-in. Nothing changes until the link is followed ' +
+      '(`/confirm-email-change`); a newer request voids older links.',
+  })
+  @ApiOkResponse({ type: SuccessResponse })
+  async changeEmail(
+    @CurrentUser() user: User,
+    @CurrentSessionId() sessionId: string,
+    @ValidBody() dto: ChangeEmailDto,
+    @RequestCtx() ctx: RequestContext,
+  ): Promise<SuccessResponse> {
+    await this.account.requestEmailChange(user, sessionId, dto.new_email, dto.password, ctx);
+    return { message: AuthMessages.EMAIL_CHANGE_REQUESTED };
+  }
+
+  @Post('confirm-email-change')
+  @HttpCode(HttpStatus.OK)
+  @PublicJsonRoute({
+    problems: { 400: [AuthErrors.INVALID_EMAIL_CHANGE_TOKEN, AuthErrors.EMAIL_ALREADY_REGISTERED] },
+    unexpected: AuthErrors.CHANGE_EMAIL_FAILED,
+  })
+  @ApiOperation({
+    summary: 'Move the account to the new address with the token from the link mailed there',
+    description: 'The address counts as verified; every session of the account ends but the one that asked for the change.',
+  })
+  @ApiOkResponse({ type: SuccessResponse })
+  async confirmEmailChange(@ValidBody() dto: ConfirmEmailChangeDto, @RequestCtx() ctx: RequestContext): Promise<SuccessResponse> {
+    await this.account.confirmEmailChange(dto.token, ctx);
+    return { message: AuthMessages.EMAIL_CHANGED };
+  }
+
+  @Delete('me')
+  @RequireAal('aal2')
+  @BearerJsonRoute({
+    problems: {
+      400: [AuthErrors.INCORRECT_CURRENT_PASSWORD],
+      403: [AuthErrors.ADDITIONAL_AUTH_REQUIRED, AuthErrors.RECENT_SIGNIN_REQUIRED],
+      429: [AuthErrors.TOO_MANY_SIGNIN_FAILURES],
+    },
+    unexpected: AuthErrors.DELETE_ACCOUNT_FAILED,
+    hashes: true,
+  })
+  @ApiOperation({
+    summary: 'Delete the account and everything it holds; its tokens stop working at once, a goodbye is mailed',
+    description:
+      'The user, sessions, tokens, identities, second factor and pending mail go in one transaction. Audit events ' +
+      'stay for their retention without client address or user agent; the goodbye\'s outbox row is deleted once ' +
+      'it is sent (or dead). The address may sign up again. In cookie mode the refresh cookie is cleared.',
+  })
+  @ApiOkResponse({ type: SuccessResponse })
+  async deleteMe(
+    @CurrentUser() user: User,
+    @CurrentSessionId() sessionId: string,
+    @ValidBody() dto: DeleteAccountDto,
+    @RequestCtx() ctx: RequestContext,
+    @Res({ passthrough: true }) response: HttpResponse,
+  ): Promise<SuccessResponse> {
+    await this.account.deleteAccount(user, sessionId, dto.password, ctx);
+    this.refreshCookie.clear(response);
+    return { message: AuthMessages.ACCOUNT_DELETED };
+  }
+
+  @Get('me/export')
+  @BearerRoute({ unexpected: AuthErrors.EXPORT_FAILED })
+  @Header('Content-Disposition', 'attachment; filename="account-export.json"')
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({
+    summary: "The account's data as a JSON attachment: profile, sessions, identities and own audit events",
+    description: 'For data portability. Never a password hash, token or secret.',
+  })
+  @ApiOkResponse({ type: AccountExportResponse, headers: { 'Content-Disposition': { description: '`attachment; filename="account-export.json"`', schema: { type: 'string' } } } })
+  async exportMe(@CurrentUser() user: User, @CurrentSessionId() sessionId: string): Promise<AccountExportResponse> {
+    const data = await this.account.exportData(user);
+    return {
+      exported_at: new Date().toISOString(),
+      profile: UserResponse.from(data.user),
+      sessions: data.sessions.map((session) => SessionResponse.from(session, sessionId)),
+      identities: data.identities.map((identity) => ({
+        id: Number(identity.id),
+        provider: identity.provider,
+        email: identity.email,
+        created_at: identity.createdAt.toISOString(),
+      })),
+      events: data.events.map((event) => ({
+        id: Number(event.id),
+        type: event.type,
+        session_id: event.sessionId,
+        ip: event.ip,
+        user_agent: event.userAgent,
+        created_at: event.createdAt.toISOString(),
+        details: event.details,
+      })),
+    };
   }
 
   @Get('events')

@@ -3,6 +3,7 @@ import { User } from '../users/user.entity';
 import { AuthErrors } from '../common/auth.errors';
 import { ACCESS_TOKEN_TYPE, AccessTokenService } from './access-token.service';
 import { AccessUserCache } from './access-user-cache';
+import { AuditService } from '../audit/audit.service';
 import { isSessionId } from '../sessions/sessions.service';
 import { AAL_KEY, AuthenticatedRequest, SESSION_ID_KEY } from './decorators';
 
@@ -20,6 +21,7 @@ export class BearerAuthenticator {
   constructor(
     private readonly tokens: AccessTokenService,
     private readonly users: AccessUserCache,
+    private readonly auditLog: AuditService,
   ) {}
 
   /** Puts the user on `request.user` and the session id beside it, or throws the contract's 401/403/404. */
@@ -39,7 +41,13 @@ export class BearerAuthenticator {
       isSessionId(sid);
     if (!wellFormed) throw new UnauthorizedException(AuthErrors.INVALID_ACCESS_TOKEN);
     const found = await this.users.get(Number(sub), sid);
-    if (!found) throw new NotFoundException(AuthErrors.USER_NOT_FOUND);
+    if (!found) {
+      // A deleted account's sessions went with it: its tokens are those of ended sessions (401), so a
+      // client signs out rather than reading a 404 as a passing fault. Only an id that never had an
+      // account (or one deleted longer ago than the audit retention) is the seed's 404.
+      if (await this.auditLog.wasDeleted(Number(sub))) throw new UnauthorizedException(AuthErrors.INVALID_ACCESS_TOKEN);
+      throw new NotFoundException(AuthErrors.USER_NOT_FOUND);
+    }
     const { user, sessionLive } = found;
     // A password change or reset bumped the version: this token predates it. Or its session has ended.
     if (user.tokenVersion !== ver || !sessionLive) throw new UnauthorizedException(AuthErrors.INVALID_ACCESS_TOKEN);

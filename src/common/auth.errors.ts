@@ -50,6 +50,10 @@ export const AuthErrors = {
   LAST_SIGNIN_METHOD: 'Cannot remove the last sign-in method',
   OIDC_FAILED: 'Error during sign in with the provider',
   IDENTITIES_FAILED: 'Error managing identities',
+  INVALID_EMAIL_CHANGE_TOKEN: 'Invalid or expired token',
+  CHANGE_EMAIL_FAILED: 'Error changing email',
+  DELETE_ACCOUNT_FAILED: 'Error deleting account',
+  EXPORT_FAILED: 'Error exporting account data',
 } as const;
 
 export const AuthMessages = {
@@ -65,5 +69,8 @@ export const AuthMessages = {
   USER_UNLOCKED: 'User unlocked',
   USER_SIGNED_OUT: 'User signed out of all sessions',
   IDENTITY_UNLINKED: 'Identity unlinked',
+  EMAIL_CHANGE_REQUESTED: 'Check your inbox to confirm the new address',
+  EMAIL_CHANGED: 'Email changed successfully',
+  ACCOUNT_DELETED: 'Account deleted',
   VERIFICATION_EMAIL_SENT: 'If the email is registered and not yet verified, a verification link has been sent',
 } as const;

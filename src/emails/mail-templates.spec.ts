@@ -1,4 +1,14 @@
-import { describeLifetime, emailVerificationMail, passwordChangedMail, passwordResetMail, welcomeMail } from './mail-templates';
+import {
+  accountDeletedMail,
+  describeLifetime,
+  emailChangeAddressTakenMail,
+  emailChangeConfirmationMail,
+  emailChangeRequestedMail,
+  emailVerificationMail,
+  passwordChangedMail,
+  passwordResetMail,
+  welcomeMail,
+} from './mail-templates';
 
 const LINK = { url: 'https://app.example.test/verify?token=abc&lang=en', validForSeconds: 86_400 };
 
@@ -20,6 +30,7 @@ describe('mail templates', () => {
     ['welcome', welcomeMail('Acme', 'ada', LINK)],
     ['verification', emailVerificationMail('Acme', 'ada', LINK)],
     ['reset', passwordResetMail('Acme', 'ada', LINK)],
+    ['email change', emailChangeConfirmationMail('Acme', 'ada', LINK)],
   ])('%s: names the app and carries the link in both parts, escaped in the HTML', (_kind, mail) => {
     expect(mail.subject).toContain('Acme');
     expect(mail.text).toContain(LINK.url);
@@ -41,5 +52,23 @@ describe('mail templates', () => {
     expect(mail.subject).toBe('Your Acme password was changed');
     expect(mail.text).toContain('2026-11-25 14:51 UTC');
     expect(`${mail.text}${mail.html}`).not.toMatch(/https?:|href=|token/i);
+  });
+
+  it.each([
+    ['the email change notice to the old address', emailChangeRequestedMail('Acme', 'ada', new Date('2026-11-25T14:51:26.000Z'))],
+    ['the notice to the holder of the address', emailChangeAddressTakenMail('Acme', 'ada', new Date('2026-11-25T14:51:26.000Z'))],
+    ['the goodbye', accountDeletedMail('Acme', new Date('2026-11-25T14:51:26.000Z'))],
+  ])('%s says when, names the app, and carries no link', (_kind, mail) => {
+    expect(mail.subject).toContain('Acme');
+    expect(mail.text).toContain('2026-11-25 14:51 UTC');
+    expect(mail.text).not.toMatch(/https?:/);
+    expect(mail.html).not.toContain('<a ');
+  });
+
+  it('escapes the username in the email change mails', () => {
+    const evil = '<img src=x onerror=alert(1)>';
+    for (const mail of [emailChangeConfirmationMail('Acme', evil, LINK), emailChangeRequestedMail('Acme', evil, new Date()), emailChangeAddressTakenMail('Acme', evil, new Date())]) {
+      expect(mail.html).not.toContain('<img');
+    }
   });
 });

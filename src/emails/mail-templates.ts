@@ -114,3 +114,52 @@ export function secondFactorMail(appName: string, username: string, event: Secon
       `choose a new password with "Forgot password" on the ${appName} sign-in page, and secure this mailbox.`,
   ]);
 }
+
+function utcMinute(at: Date): string {
+  return `${at.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+/** To the new address: the one way the change happens. */
+export function emailChangeConfirmationMail(appName: string, username: string, confirmation: MailedLink): MailContent {
+  return render(appName, `Confirm your new email address for ${appName}`, [
+    `Hello ${username},`,
+    `Someone asked to use this address for the ${appName} account ${username}. ` +
+      `Open this link within ${describeLifetime(confirmation.validForSeconds)} to make the change:`,
+    { link: confirmation.url, label: 'Confirm your new email address' },
+    'If you did not ask for this, ignore this email: nothing changes until the link is opened.',
+  ]);
+}
+
+/**
+ * To the old address. It names neither the new address nor whether it has an account (the requester
+ * may not be the owner), and carries no link, like the other security notices.
+ */
+export function emailChangeRequestedMail(appName: string, username: string, at: Date): MailContent {
+  return render(appName, `A change of your ${appName} email address was requested`, [
+    `Hello ${username},`,
+    `On ${utcMinute(at)}, someone signed in to your ${appName} account asked to change its email address. ` +
+      'The change happens only once the link sent to the new address is opened; until then this address stays the account\'s.',
+    `If you did this, there is nothing else to do. If you did not, someone else can sign in as you: ` +
+      `choose a new password with "Forgot password" on the ${appName} sign-in page, sign out every session, and secure this mailbox.`,
+  ]);
+}
+
+/** To the owner of an address another account tried to move to: nothing changed, and nothing to click. */
+export function emailChangeAddressTakenMail(appName: string, username: string, at: Date): MailContent {
+  return render(appName, `Someone tried to use your email address on ${appName}`, [
+    `Hello ${username},`,
+    `On ${utcMinute(at)}, someone asked to move another ${appName} account to this address. ` +
+      'It already belongs to your account, so nothing changed and your account is as it was.',
+    'If this was you, sign in with this address instead. If not, there is nothing to do.',
+  ]);
+}
+
+/** The goodbye: sent to the address the account had, after everything of it was deleted. */
+export function accountDeletedMail(appName: string, at: Date): MailContent {
+  return render(appName, `Your ${appName} account was deleted`, [
+    'Hello,',
+    `On ${utcMinute(at)}, the ${appName} account of this address was deleted, as its owner asked, with its sessions, ` +
+      'sign-in methods and pending emails. This address may sign up again at any time.',
+    `If you did not ask for this, someone else could sign in as you: tell the people who run ${appName}, and secure this mailbox.`,
+  ]);
+}

@@ -5,6 +5,7 @@ import { SigningKeys1764110000000 } from './1764110000000-signing-keys';
 import { SecondFactor1764120000000 } from './1764120000000-second-factor';
 import { CanonicalEmails1764130000000 } from './1764130000000-canonical-emails';
 import { RolesAndAuditEvents1764140000000 } from './1764140000000-roles-and-audit-events';
+import { AccountSelfService1764150000000 } from './1764150000000-account-self-service';
 import { OidcIdentities1764160000000 } from './1764160000000-oidc-identities';
 
 /** The module's migrations, in order. A host app adds them to its DataSource's `migrations`. */
@@ -16,5 +17,6 @@ export const AUTH_MIGRATIONS = [
   SecondFactor1764120000000,
   CanonicalEmails1764130000000,
   RolesAndAuditEvents1764140000000,
+  AccountSelfService1764150000000,
   OidcIdentities1764160000000,
 ];

@@ -52,6 +52,9 @@ import { OidcAccounts } from '../oidc/oidc-accounts';
 import { OidcCookies } from '../oidc/oidc-cookies';
 import { IdentitiesService } from '../oidc/identities.service';
 import { OidcController } from '../oidc/oidc.controller';
+import { ACCOUNT_IDENTITIES, AccountService } from '../account/account.service';
+import { EmailChangeToken } from '../one-time-tokens/email-change-token.entity';
+import { EmailChangeTokensService } from '../one-time-tokens/email-change-tokens.service';
 
 /** Every entity the module needs the host's DataSource to know (and its migrations to create). */
 export const AUTH_ENTITIES = [
@@ -69,6 +72,7 @@ export const AUTH_ENTITIES = [
   Identity,
   OidcState,
   OidcExchangeCode,
+  EmailChangeToken,
 ];
 
 /**
@@ -126,8 +130,11 @@ export const AUTH_ENTITIES = [
     OidcFlow,
     OidcExchange,
     IdentitiesService,
+    EmailChangeTokensService,
+    AccountService,
+    { provide: ACCOUNT_IDENTITIES, useExisting: IdentitiesService },
   ],
-  exports: [AuthService, UsersService, AuditService, AdminService, SessionsService, JwtAuthGuard, BearerAuthenticator, SigningKeys, AUTH_CONFIG, RedisConnection],
+  exports: [AuthService, AccountService, UsersService, AuditService, AdminService, SessionsService, JwtAuthGuard, BearerAuthenticator, SigningKeys, AUTH_CONFIG, RedisConnection],
 })
 export class AuthModule extends AuthConfigurableModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

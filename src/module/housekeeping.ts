@@ -2,12 +2,13 @@ import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@ne
 import { MailOutbox } from '../outbox/mail-outbox.service';
 import { SessionsService } from '../sessions/sessions.service';
 import { AuditService } from '../audit/audit.service';
+import { EmailChangeTokensService } from '../one-time-tokens/email-change-tokens.service';
 
 const INTERVAL_MS = 60 * 60 * 1000;
 
 /**
  * Keeps the module's tables from growing without bound: hourly, on every instance (each deletion is
- * idempotent, so instances need no coordination), ended sessions, old sent mail and audit events past `auditRetentionDays` go.
+ * idempotent, so instances need no coordination), ended sessions, old sent mail, audit events past `auditRetentionDays` and used or expired email changes go.
  */
 @Injectable()
 export class Housekeeping implements OnApplicationBootstrap, OnModuleDestroy {
@@ -19,6 +20,7 @@ export class Housekeeping implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly sessions: SessionsService,
     private readonly outbox: MailOutbox,
     private readonly auditLog: AuditService,
+    private readonly emailChanges: EmailChangeTokensService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -40,6 +42,7 @@ export class Housekeeping implements OnApplicationBootstrap, OnModuleDestroy {
       ['ended sessions', () => this.sessions.prune()],
       ['sent mail', () => this.outbox.pruneSent()],
       ['audit events past their retention', () => this.auditLog.prune()],
+      ['used and expired email changes', () => this.emailChanges.prune()],
     ];
     for (const [what, task] of tasks) {
       try {

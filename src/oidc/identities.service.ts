@@ -1,18 +1,14 @@
-import { BadRequestException, ForbiddenException, Inject, Injectable, Logger, NotFoundException } from '@nestjs/common';
+import { BadRequestException, ForbiddenException, Injectable, Logger, NotFoundException } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import type { RequestContext } from '../auth/decorators';
 import { AuditService } from '../audit/audit.service';
 import { AuthErrors } from '../common/auth.errors';
 import { TransactionRunner } from '../common/transaction-runner';
-import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
-import { Session } from '../sessions/session.entity';
+import { SessionsService } from '../sessions/sessions.service';
 import { User } from '../users/user.entity';
 import { UsersService } from '../users/users.service';
 import { Identity } from './oidc.entities';
-
-/** How old the session's own sign-in may be for linking a provider (SPEC.md). */
-export const RECENT_SIGNIN_SECONDS = 5 * 60;
 
 /** The identities of a signed-in user: list, unlink, and the check a new link needs. */
 @Injectable()
@@ -21,22 +17,24 @@ export class IdentitiesService {
 
   constructor(
     @InjectRepository(Identity) private readonly identities: Repository<Identity>,
-    @InjectRepository(Session) private readonly sessions: Repository<Session>,
+    private readonly sessions: SessionsService,
     private readonly users: UsersService,
     private readonly transactions: TransactionRunner,
     private readonly auditLog: AuditService,
-    @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
   list(user: User): Promise<Identity[]> {
-    return this.identities.find({ where: { userId: user.id }, order: { createdAt: 'ASC', id: 'ASC' } });
+    return this.listOf(user.id);
+  }
+
+  /** The user's identities, oldest first (also what `GET /me/export` hands over). */
+  listOf(userId: number): Promise<Identity[]> {
+    return this.identities.find({ where: { userId }, order: { createdAt: 'ASC', id: 'ASC' } });
   }
 
   /** 403 `Recent sign-in required` unless this session signed in within the last five minutes (a refresh does not count). */
-  async assertRecentSignIn(sessionId: string): Promise<void> {
-    const session = await this.sessions.findOneBy({ id: sessionId });
-    const age = session ? this.config.clock().getTime() - session.createdAt.getTime() : Infinity;
-    if (age > RECENT_SIGNIN_SECONDS * 1000) throw new ForbiddenException(AuthErrors.RECENT_SIGNIN_REQUIRED);
+  async assertRecentSignIn(user: User, sessionId: string): Promise<void> {
+    if (!(await this.sessions.signedInRecently(user.id, sessionId))) throw new ForbiddenException(AuthErrors.RECENT_SIGNIN_REQUIRED);
   }
 
   /** Removes one of the user's identities, unless it is the account's last way in. */

@@ -124,7 +124,7 @@ export class OidcController {
     @ValidBody() dto: OidcStartDto,
     @Res({ passthrough: true }) response: HttpResponse,
   ): Promise<OidcLinkResponse> {
-    await this.identities.assertRecentSignIn(sessionId);
+    await this.identities.assertRecentSignIn(user, sessionId);
     const redirect = await this.flow.authorize({ provider: name, redirectUri: dto.redirect_uri, prompt: dto.prompt, loginHint: dto.login_hint, linkUserId: user.id });
     response.header('Set-Cookie', redirect.cookies as unknown as string);
     return { authorize_url: redirect.location };

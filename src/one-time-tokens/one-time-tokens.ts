@@ -48,6 +48,11 @@ export abstract class OneTimeTokens {
    * one token at once, exactly one of them changes the row, and only that one gets the user id.
    */
   async redeem(manager: EntityManager, token: string): Promise<number | null> {
+    return (await this.claim(manager, token))?.userId ?? null;
+  }
+
+  /** `redeem`, returning the whole row claimed (for token kinds that carry more than the user id). */
+  protected async claim<T extends OneTimeToken>(manager: EntityManager, token: string): Promise<T | null> {
     const tokens = manager.getRepository<OneTimeToken>(this.repository.target);
     const row = await this.findRedeemable(tokens, token);
     if (!row) return null;
@@ -55,7 +60,7 @@ export abstract class OneTimeTokens {
       { id: row.id, usedAt: IsNull() },
       { usedAt: this.clock() },
     );
-    return claim.affected === 1 ? row.userId : null;
+    return claim.affected === 1 ? (row as T) : null;
   }
 
   private async findRedeemable(tokens: Repository<OneTimeToken>, token: string): Promise<OneTimeToken | null> {

@@ -53,6 +53,14 @@ describe(resolveAuthConfig.name, () => {
       expect(given.emailVerificationUrl.href).toBe('https://accounts.example.com/confirm?lang=en');
     });
 
+    it('puts the email change page beside the reset page when none is given, and gives its link 30 minutes', () => {
+      const sut = resolveAuthConfig(options());
+      expect(sut.emailChangeUrl.href).toBe('https://app.example.com/confirm-email');
+      expect(sut.emailChangeTokenTtlSeconds).toBe(1800);
+      expect(sut.rateLimit.emailChangeMailsPerHour).toBe(5);
+      expect(resolveAuthConfig(options({ emailChangeUrl: 'https://accounts.example.com/email?x=1' })).emailChangeUrl.href).toBe('https://accounts.example.com/email?x=1');
+    });
+
     it('uses the real time by default', () => {
       const before = Date.now();
       const now = resolveAuthConfig(options()).clock().getTime();
@@ -176,6 +184,12 @@ describe(resolveAuthConfig.name, () => {
   describe('emailVerificationUrl', () => {
     it.each(['verify-email', 'javascript:alert(1)', 'ftp://example.com/verify'])('refuses %p', (emailVerificationUrl) => {
       expect(() => resolveAuthConfig(options({ emailVerificationUrl }))).toThrow(/emailVerificationUrl/);
+    });
+  });
+
+  describe('emailChangeUrl', () => {
+    it.each(['confirm-email', 'javascript:alert(1)', 'ftp://example.com/confirm'])('refuses %p', (emailChangeUrl) => {
+      expect(() => resolveAuthConfig(options({ emailChangeUrl }))).toThrow(/emailChangeUrl/);
     });
   });
 

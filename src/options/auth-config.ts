@@ -18,6 +18,8 @@ export interface AuthConfig {
   passwordResetUrl: URL;
   emailVerificationUrl: URL;
   emailVerificationTokenTtlSeconds: number;
+  emailChangeUrl: URL;
+  emailChangeTokenTtlSeconds: number;
   requireVerifiedEmail: boolean;
   appName: string;
   mail: {
@@ -37,6 +39,7 @@ export interface AuthConfig {
     passwordResetMailsPerHour: number;
     verificationMailsPerHour: number;
     mailRequestsPerAccountPerHour: number;
+    emailChangeMailsPerHour: number;
   };
   passwordHashing: { memoryCost: number; timeCost: number; parallelism: number; maxConcurrent: number; maxQueued: number };
   userCacheTtlSeconds: number;
@@ -139,6 +142,8 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
       'emailVerificationTokenTtlSeconds',
       options.emailVerificationTokenTtlSeconds ?? 24 * 3600,
     ),
+    emailChangeUrl: mailedLink('emailChangeUrl', options.emailChangeUrl ?? new URL('/confirm-email', passwordResetUrl).toString()),
+    emailChangeTokenTtlSeconds: positiveInteger('emailChangeTokenTtlSeconds', options.emailChangeTokenTtlSeconds ?? 1800),
     requireVerifiedEmail: options.requireVerifiedEmail ?? false,
     appName: options.appName ?? 'Auth Service',
     mail: {
@@ -167,6 +172,7 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
         'rateLimit.mailRequestsPerAccountPerHour',
         rateLimit.mailRequestsPerAccountPerHour ?? 10,
       ),
+      emailChangeMailsPerHour: positiveInteger('rateLimit.emailChangeMailsPerHour', rateLimit.emailChangeMailsPerHour ?? 5),
     },
     passwordHashing: hashing,
     userCacheTtlSeconds: positiveInteger('userCacheTtlSeconds', options.userCacheTtlSeconds ?? 5, 0),

@@ -46,6 +46,11 @@ export interface RateLimitOptions {
    * shared by every network, protect the mailbox. Default 10.
    */
   mailRequestsPerAccountPerHour?: number;
+  /**
+   * `POST /change-email` requests per account within an hour that send mail (the link to the new address
+   * and the notice to the old one); past it the route answers as usual and sends nothing. Default 5.
+   */
+  emailChangeMailsPerHour?: number;
 }
 
 /** Where and how the module's emails go. */
@@ -161,6 +166,13 @@ export interface AuthModuleOptions {
   emailVerificationUrl?: string;
   /** Email verification token lifetime in seconds. Default 86400 (24 hours). */
   emailVerificationTokenTtlSeconds?: number;
+  /**
+   * Page of the client app that takes `?token=…` and posts it to `/confirm-email-change`; the link goes
+   * to the new address. Never taken from a request. Default: `/confirm-email` on the origin of `passwordResetUrl`.
+   */
+  emailChangeUrl?: string;
+  /** Lifetime of the email change link, in seconds, from when it is mailed. Default 1800 (30 minutes). */
+  emailChangeTokenTtlSeconds?: number;
   /** Refuse sign-in (403 `Email not verified`) until the account's email is verified. Default false. */
   requireVerifiedEmail?: boolean;
   /** Name used in email subjects and bodies. Default `Auth Service`. */

@@ -12,7 +12,8 @@ export interface ComposedMail {
  * attempt, what it says. Whoever knows the wording (emails/) implements it; the outbox never imports it.
  */
 export interface MailComposer {
-  compose(message: OutboxMessage): Promise<ComposedMail>;
+  /** Null when the message has nothing left to say (a newer request replaced it): it is dropped unsent. */
+  compose(message: OutboxMessage): Promise<ComposedMail | null>;
 }
 
 export const MAIL_COMPOSER = Symbol('MAIL_COMPOSER');

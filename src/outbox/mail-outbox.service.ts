@@ -6,12 +6,14 @@ import { TransactionRunner } from '../common/transaction-runner';
 import { OutboxMessage, OutboxMessageKind } from './outbox-message.entity';
 
 /** Mail a stranger can trigger, capped per account; each cap counts every kind in its family. */
-export type CappedKind = 'password-reset' | 'email-verification';
+export type CappedKind = 'password-reset' | 'email-verification' | 'email-change-requested';
 
 /** Every message carrying a verification link counts against the verification cap, the welcome too. */
 const CAP_FAMILIES: Record<CappedKind, OutboxMessageKind[]> = {
   'password-reset': ['password-reset'],
   'email-verification': ['welcome', 'email-verification'],
+  // One notice to the old address per change request that mails, whichever the new address got.
+  'email-change-requested': ['email-change-requested'],
 };
 
 const HOUR_MS = 3_600_000;
@@ -24,7 +26,8 @@ export const SENT_RETENTION_MS = 7 * 24 * HOUR_MS;
 
 /** Who a message goes to. */
 export interface MailRecipient {
-  id: number;
+  /** Null for a message to a deleted account's address (see `markSent`). */
+  id: number | null;
   email: string;
 }
 
@@ -61,7 +64,7 @@ export class MailOutbox {
    * returns whether it did. The caller holds a lock on the account (or runs serialised, on SQLite), so
    * concurrent requests cannot both see room for one more.
    */
-  async enqueueWithinCap(manager: EntityManager, kind: CappedKind, recipient: MailRecipient, perHour: number): Promise<boolean> {
+  async enqueueWithinCap(manager: EntityManager, kind: CappedKind, recipient: MailRecipient & { id: number }, perHour: number): Promise<boolean> {
     const since = new Date(this.config.clock().getTime() - HOUR_MS);
     const recent = await manager
       .getRepository(OutboxMessage)
@@ -107,8 +110,13 @@ export class MailOutbox {
     return deleteInBatches(this.transactions, OutboxMessage, { status: 'sent', sentAt: LessThanOrEqual(sentBefore) });
   }
 
-  /** Records a delivery. False when the claim was lost (the lease ran out and another worker took it). */
+  /**
+   * Records a delivery. False when the claim was lost (the lease ran out and another worker took it).
+   * A message of no account (a deleted one's goodbye) is deleted instead: it was the last row holding
+   * that address, and the account's erasure is complete only once it is gone.
+   */
   markSent(message: OutboxMessage): Promise<boolean> {
+    if (message.userId === null) return this.forget(message);
     return this.finishAttempt(message, { status: 'sent', sentAt: this.config.clock(), lockedUntil: null, lastError: null });
   }
 
@@ -119,7 +127,16 @@ export class MailOutbox {
 
   /** Records the last failed attempt: the message stays in the table, `dead`, for someone to look at. */
   markDead(message: OutboxMessage, error: string): Promise<boolean> {
+    if (message.userId === null) return this.forget(message);
     return this.finishAttempt(message, { status: 'dead', lockedUntil: null, lastError: error });
+  }
+
+  /** Deletes a finished message of no account, under the same claim rule as `finishAttempt`. */
+  private async forget(message: OutboxMessage): Promise<boolean> {
+    const result = await this.transactions.run((manager) =>
+      manager.getRepository(OutboxMessage).delete({ id: message.id, attempts: message.attempts, status: 'pending' }),
+    );
+    return result.affected === 1;
   }
 
   /** Only the claim that made this attempt may finish it: `attempts` identifies the claim. */

@@ -14,7 +14,15 @@ export type OutboxMessageKind =
   | 'mfa-enabled'
   | 'mfa-disabled'
   | 'recovery-code-used'
-  | 'identity-linked';
+  | 'identity-linked'
+  /** The link to confirm an email change, to the new address. */
+  | 'email-change-confirmation'
+  /** To the old address: a change to another one was asked for. */
+  | 'email-change-requested'
+  /** To the owner of an address someone tried to move another account to. */
+  | 'email-change-address-taken'
+  /** The goodbye after a deletion: it belongs to no account any more, and is deleted once sent or dead. */
+  | 'account-deleted';
 
 /** `pending` until sent; `dead` after the last failed attempt, kept for inspection. */
 export type OutboxMessageStatus = 'pending' | 'sent' | 'dead';
@@ -30,8 +38,9 @@ export class OutboxMessage {
   @Column({ type: 'varchar', length: 32 })
   kind: OutboxMessageKind;
 
-  @Column({ name: 'user_id', type: 'integer' })
-  userId: number;
+  /** Null for a message whose account is gone (the goodbye after a deletion). */
+  @Column({ name: 'user_id', type: 'integer', nullable: true })
+  userId: number | null;
 
   /** Messages go with their account when it is deleted. */
   @ManyToOne(() => User, { onDelete: 'CASCADE' })

@@ -114,12 +114,16 @@ export class OutboxWorker implements OnApplicationBootstrap, OnModuleDestroy {
   private async deliver(message: OutboxMessage): Promise<void> {
     const { maxAttempts, retryInitialDelayMs, retryMaxDelayMs } = this.config.mail;
     const tag = `id=${message.id} kind=${message.kind} user_id=${message.userId} attempt=${message.attempts}/${maxAttempts}`;
-    const failure = await this.send(message).then(() => null, describeError);
+    let superseded = false;
+    const failure = await this.send(message).then((sent) => {
+      superseded = !sent;
+      return null;
+    }, describeError);
     let recorded: boolean;
     try {
       if (failure === null) {
         recorded = await this.outbox.markSent(message);
-        this.logger.log(`mail sent ${tag}`);
+        this.logger.log(`${superseded ? 'mail superseded, not sent' : 'mail sent'} ${tag}`);
       } else if (message.attempts >= maxAttempts) {
         recorded = await this.outbox.markDead(message, failure);
         this.logger.error(`mail dead ${tag}: ${failure}`);
@@ -136,8 +140,11 @@ export class OutboxWorker implements OnApplicationBootstrap, OnModuleDestroy {
     if (!recorded) this.logger.warn(`mail outcome not recorded ${tag}: its lease ran out and another worker claimed it`);
   }
 
-  private async send(message: OutboxMessage): Promise<void> {
+  /** False when the composer said the message is no longer needed. */
+  private async send(message: OutboxMessage): Promise<boolean> {
     const content = await this.content.compose(message);
+    if (content === null) return false;
     await this.mailer.send({ to: message.recipient, ...content });
+    return true;
   }
 }

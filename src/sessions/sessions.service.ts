@@ -58,6 +58,11 @@ const IP_MAX = 45;
  * script signing in over and over with a known password can pile up, and the session list's length.
  */
 export const MAX_SESSIONS_PER_USER = 100;
+/**
+ * How old a session's own sign-in may be for what needs a fresh one instead of a password: an account
+ * without a password changing its email or deleting itself, and linking a provider (SPEC.md).
+ */
+export const RECENT_SIGNIN_SECONDS = 5 * 60;
 
 /**
  * Sessions and their refresh tokens. A refresh token is spent by its first use and replaced; every
@@ -302,6 +307,24 @@ export class SessionsService {
   async elevateAndEndOthers(manager: EntityManager, userId: number, sessionId: string): Promise<void> {
     await manager.getRepository(Session).update({ id: sessionId, userId }, { aal: PASSWORD_AND_OTP.aal, amr: PASSWORD_AND_OTP.amr.join(' ') });
     await this.revokeWhere(manager, userId, { id: Not(sessionId) });
+  }
+
+  /**
+   * Ends every live session of the user but `keepSessionId` (an email change confirmed: the session
+   * that asked for it stays), in the caller's transaction; all of them when it is null.
+   */
+  async revokeAllExcept(manager: EntityManager, userId: number, keepSessionId: string | null): Promise<void> {
+    await this.revokeWhere(manager, userId, keepSessionId === null ? {} : { id: Not(keepSessionId) });
+  }
+
+  /**
+   * Whether the live session of the user was signed in at most `RECENT_SIGNIN_SECONDS` ago: measured
+   * from its creation (refreshes keep it), never from the last refresh.
+   */
+  async signedInRecently(userId: number, sessionId: string): Promise<boolean> {
+    if (!isSessionId(sessionId)) return false;
+    const session = await this.sessions.findOne({ select: { id: true, createdAt: true }, where: { id: sessionId, ...this.liveOf(userId) } });
+    return session !== null && this.config.clock().getTime() - session.createdAt.getTime() <= RECENT_SIGNIN_SECONDS * 1000;
   }
 
   /** The user's live sessions, most recently used first. */

@@ -250,6 +250,38 @@ export class UsersService {
     this.changes.notify(id);
   }
 
+  /** Whether an account other than `exceptId` has this address (compared in its stored form), read in the caller's transaction. */
+  async emailTakenIn(manager: EntityManager, email: string, exceptId: number): Promise<boolean> {
+    const holder = await manager.getRepository(User).findOne({ select: { id: true }, where: { email: normalizeEmail(email) } });
+    return holder !== null && holder.id !== exceptId;
+  }
+
+  /**
+   * Moves the account to `email` (stored form), verified at `at`: the owner just followed a link mailed
+   * there. Another account taking the address meanwhile makes the unique index refuse it:
+   * `UserAlreadyExistsError`, recognised by `UsersService.isUniqueViolation` on the error the caller's transaction ended with.
+   */
+  async changeEmail(manager: EntityManager, id: number, email: string, at: Date): Promise<void> {
+    await manager.getRepository(User).update({ id }, { email: normalizeEmail(email), isVerified: true, verifiedAt: at });
+    this.transactions.afterCommit(manager, () => this.changes.notify(id));
+  }
+
+  /** Whether a failed transaction failed on the unique email (or username) index. */
+  static isUniqueViolation(error: unknown): boolean {
+    return isUniqueViolation(error);
+  }
+
+  /**
+   * Deletes the account's row in the caller's transaction; false when it was already gone. Announced
+   * after the commit, so that no instance's access check keeps a copy of it.
+   */
+  async deleteIn(manager: EntityManager, id: number): Promise<boolean> {
+    const result = await manager.getRepository(User).delete({ id });
+    if (!result.affected) return false;
+    this.transactions.afterCommit(manager, () => this.changes.notify(id));
+    return true;
+  }
+
   /** Records that the owner proved control of the address; the first proof's time is kept. */
   async markVerified(manager: EntityManager, id: number, at: Date): Promise<void> {
     await manager.getRepository(User).update({ id, verifiedAt: IsNull() }, { isVerified: true, verifiedAt: at });

@@ -122,6 +122,9 @@ const FIELDS = {
   verify: { token: opaqueToken },
   resend: { email },
   change: { old_password: fc.oneof(fc.constant(WORLD.password), newPassword), new_password: newPassword },
+  changeEmail: { new_email: newEmail, password: fc.oneof(fc.constant(WORLD.password), newPassword) },
+  confirmEmailChange: { token: opaqueToken },
+  deleteMe: { password: fc.oneof(fc.constant(WORLD.password), newPassword) },
 } satisfies Record<string, FieldArbitraries>;
 
 /**
@@ -332,6 +335,10 @@ export const CASES: fc.Arbitrary<Case> = fc.oneof(
   jsonCase('resend-verification', 'POST', fc.constant(`${AUTH}/resend-verification`), bodyFor(FIELDS.resend)),
   jsonCase('change-password', 'POST', fc.constant(`${AUTH}/change-password`), bodyFor(FIELDS.change)),
   jsonCase('me', 'GET', fc.constant(`${AUTH}/me`), emptyObject),
+  jsonCase('change-email', 'POST', fc.constant(`${AUTH}/change-email`), bodyFor(FIELDS.changeEmail)),
+  jsonCase('confirm-email-change', 'POST', fc.constant(`${AUTH}/confirm-email-change`), bodyFor(FIELDS.confirmEmailChange)),
+  jsonCase('delete-me', 'DELETE', fc.constant(`${AUTH}/me`), bodyFor(FIELDS.deleteMe)),
+  jsonCase('export', 'GET', fc.constant(`${AUTH}/me/export`), emptyObject),
   jsonCase('health', 'GET', fc.constantFrom('/health/live', '/health/ready'), emptyObject),
   jsonCase('docs', 'GET', fc.constantFrom('/docs-json', '/docs'), emptyObject),
   jsonCase(

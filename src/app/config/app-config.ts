@@ -28,6 +28,7 @@ export interface AppConfig {
   passwordResetUrl: string;
   emailVerificationUrl: string;
   emailVerificationTokenExpireHours: number;
+  emailChangeUrl: string;
   requireVerifiedEmail: boolean;
   smtpUrl?: string;
   mailFrom: string;
@@ -245,6 +246,7 @@ export function loadAppConfig(env: Env): AppConfig {
     passwordResetUrl: url(env, 'PASSWORD_RESET_URL', 'http://localhost:3000/reset-password', ['http:', 'https:'])!,
     emailVerificationUrl: url(env, 'EMAIL_VERIFICATION_URL', 'http://localhost:3000/verify-email', ['http:', 'https:'])!,
     emailVerificationTokenExpireHours: integer(env, 'EMAIL_VERIFICATION_TOKEN_EXPIRE_HOURS', 24, 1, 7 * 24),
+    emailChangeUrl: url(env, 'EMAIL_CHANGE_URL', 'http://localhost:3000/confirm-email', ['http:', 'https:'])!,
     requireVerifiedEmail: boolean(env, 'REQUIRE_VERIFIED_EMAIL', false),
     smtpUrl: url(env, 'SMTP_URL', undefined, ['smtp:', 'smtps:']),
     mailFrom: read(env, 'MAIL_FROM') ?? 'no-reply@localhost',

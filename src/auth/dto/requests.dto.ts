@@ -191,6 +191,49 @@ export class UpdateMeDto {
   full_name?: string | null;
 }
 
+/**
+ * The password that confirms a change of the account: required when the account has one (a 422 without
+ * it), left out by an account without one, which needs a recent sign-in instead.
+ */
+function ConfirmingPasswordField(): PropertyDecorator {
+  return applyDecorators(
+    ValidateIf((dto: { password?: unknown }) => dto.password !== undefined),
+    IsCurrentPassword(),
+    // Last, so that it replaces the required property IsCurrentPassword documents.
+    ApiPropertyOptional({
+      description:
+        'The current password; required when the account has one (a 422 without it). An account without a password ' +
+        'sends none and needs a sign-in no older than 5 minutes instead',
+      minLength: 1,
+      maxLength: 128,
+      format: 'password',
+    }),
+  );
+}
+
+/** `POST /change-email`. */
+export class ChangeEmailDto {
+  @EmailField()
+  new_email: string;
+
+  @ConfirmingPasswordField()
+  password?: string;
+}
+
+/** `POST /confirm-email-change`. */
+export class ConfirmEmailChangeDto {
+  @ApiProperty({ description: 'The token from the link mailed to the new address', minLength: 1, maxLength: 512 })
+  @IsString()
+  @Length(1, 512)
+  token: string;
+}
+
+/** `DELETE /me`. */
+export class DeleteAccountDto {
+  @ConfirmingPasswordField()
+  password?: string;
+}
+
 export class SignInDto {
   @EmailField()
   email: string;

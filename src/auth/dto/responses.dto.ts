@@ -200,3 +200,60 @@ export class RecoveryCodesResponse {
   @ApiProperty({ type: [String], minItems: 10, maxItems: 10, description: 'Ten single-use codes, shown once: each signs in once in place of a TOTP code', example: RECOVERY_CODES_EXAMPLE })
   recovery_codes: string[];
 }
+
+/** An identity at an OpenID Connect provider, as the account export lists it. */
+export class ExportedIdentityResponse {
+  @ApiProperty({ example: 3, type: 'integer' })
+  id: number;
+
+  @ApiProperty({ example: 'google', description: 'The provider\'s configured name' })
+  provider: string;
+
+  @ApiProperty({ example: 'ada@gmail.com', type: String, nullable: true, description: 'The address the provider gave' })
+  email: string | null;
+
+  @ApiProperty({ example: '2026-11-25T14:51:26.000Z', format: 'date-time' })
+  created_at: string;
+}
+
+/** An audit event of the account, as the export lists it (the shape of `GET /events` items). */
+export class ExportedEventResponse {
+  @ApiProperty({ example: 1042, type: 'integer' })
+  id: number;
+
+  @ApiProperty({ example: 'signin' })
+  type: string;
+
+  @ApiProperty({ example: '8f14e45f-ceea-467f-a0e6-2b1e5c3a9d4b', type: String, nullable: true })
+  session_id: string | null;
+
+  @ApiProperty({ example: '203.0.113.7', type: String, nullable: true })
+  ip: string | null;
+
+  @ApiProperty({ example: 'Mozilla/5.0 (X11; Linux x86_64) Firefox/142.0', type: String, nullable: true })
+  user_agent: string | null;
+
+  @ApiProperty({ example: '2026-11-25T14:51:26.000Z', format: 'date-time' })
+  created_at: string;
+
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, example: { amr: ['pwd'] } })
+  details: Record<string, unknown> | null;
+}
+
+/** `GET /me/export`: the account's data (data portability); never a hash, token or secret. */
+export class AccountExportResponse {
+  @ApiProperty({ example: '2026-11-25T15:00:00.000Z', format: 'date-time' })
+  exported_at: string;
+
+  @ApiProperty({ type: UserResponse })
+  profile: UserResponse;
+
+  @ApiProperty({ type: [SessionResponse], description: 'Live sessions, most recently used first' })
+  sessions: SessionResponse[];
+
+  @ApiProperty({ type: [ExportedIdentityResponse], description: 'Sign-in identities at OpenID Connect providers' })
+  identities: ExportedIdentityResponse[];
+
+  @ApiProperty({ type: [ExportedEventResponse], description: 'Every audit event of the account still kept, oldest first' })
+  events: ExportedEventResponse[];
+}
