@@ -44,6 +44,7 @@ import { AuthEvent } from '../audit/auth-event.entity';
 import { AuditService } from '../audit/audit.service';
 import { AdminController } from '../auth/admin.controller';
 import { AdminService } from '../auth/admin.service';
+import { AuthMetrics } from '../metrics/auth-metrics';
 
 /** Every entity the module needs the host's DataSource to know (and its migrations to create). */
 export const AUTH_ENTITIES = [
@@ -78,6 +79,7 @@ export const AUTH_ENTITIES = [
       useFactory: (options: AuthModuleOptions) => resolveAuthConfig(options),
     },
     TransactionRunner,
+    AuthMetrics,
     MailService,
     { provide: MAIL_COMPOSER, useExisting: MailService },
     MailSender,

@@ -1,6 +1,6 @@
 import { createSecretKey, KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import type { AuthModuleOptions } from './auth-options.interface';
+import type { AuthModuleOptions, MetricsRegistry } from './auth-options.interface';
 
 /** The module's options with every default applied and every bound checked, built once at start-up. */
 export interface AuthConfig {
@@ -41,6 +41,7 @@ export interface AuthConfig {
   userCacheTtlSeconds: number;
   auditRetentionDays: number;
   clock: () => Date;
+  metrics: { registry?: MetricsRegistry };
 }
 
 export const AUTH_CONFIG = Symbol('AUTH_CONFIG');
@@ -83,6 +84,14 @@ function mailedLink(name: string, value: string): URL {
     throw new Error(`AuthModule: ${name} must be an absolute http(s) URL: ${value}`);
   }
   return url;
+}
+
+function metricsRegistry(registry: MetricsRegistry | undefined): MetricsRegistry | undefined {
+  if (registry === undefined) return undefined;
+  if (typeof registry?.registerMetric !== 'function' || typeof registry.getSingleMetric !== 'function') {
+    throw new Error('AuthModule: metrics.registry must be a prom-client Registry');
+  }
+  return registry;
 }
 
 export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
@@ -169,5 +178,6 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     userCacheTtlSeconds: positiveInteger('userCacheTtlSeconds', options.userCacheTtlSeconds ?? 5, 0),
     auditRetentionDays: positiveInteger('auditRetentionDays', options.auditRetentionDays ?? 365),
     clock: options.clock ?? (() => new Date()),
+    metrics: { registry: metricsRegistry(options.metrics?.registry) },
   };
 }
