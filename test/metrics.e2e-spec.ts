@@ -116,7 +116,7 @@ describe.each(matrix(DATABASES))('GET /metrics after real flows on %s with %s', 
   });
 
   it('counts every 503 of a full hashing queue, and shows the queue empty again after', async () => {
-    const accounts = [];
+    const accounts: { email: string; password: string }[] = [];
     for (let account = 0; account < 6; account++) accounts.push((await signUp(http)).account);
     let statuses: number[] = [];
     const moved = await delta('auth_password_hashing_rejected_total', {}, async () => {
