@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type * as SdkNode from '@opentelemetry/sdk-node';
+import { routeTemplateOf } from './route-template';
 
 type Env = Record<string, string | undefined>;
 
@@ -32,7 +33,16 @@ export function startTracing(env: Env): boolean {
     instrumentations: [
       new HttpInstrumentation({
         ignoreIncomingRequestHook: (request: IncomingMessage) => UNTRACED_PATHS.has((request.url ?? '').split('?')[0]),
+        // Nest 12 loads Fastify and Express as ES modules, which the instrumentations (hooking require)
+        // do not see: the route template comes from the adapter's own record of it instead.
+        applyCustomAttributesOnSpan: (span, request) => {
+          const route = 'method' in request ? routeTemplateOf(request as IncomingMessage) : undefined;
+          if (route === undefined) return;
+          span.setAttribute('http.route', route);
+          span.updateName(`${request.method ?? 'GET'} ${route}`);
+        },
       }),
+      // For a host of these adapters loaded through require; here they add nothing (see above).
       new FastifyInstrumentation(),
       new ExpressInstrumentation(),
       // Statement text only, never its parameters (emails, hashes); no span for a query outside a request.
