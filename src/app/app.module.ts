@@ -7,7 +7,7 @@ import type { AppConfig } from './config/app-config';
 import { dataSourceOptions, runPendingMigrations } from './config/database';
 import { HealthController } from './health/health.controller';
 import { WellKnownController } from './well-known.controller';
-import { loggingModule } from './logging';
+import { flushLogs, loggingModule } from './logging';
 import { MetricsModule } from './metrics';
 import { stopTracing } from './tracing';
 
@@ -19,11 +19,12 @@ export interface Observability {
   metricsRegistry?: Registry;
 }
 
-/** Buffered spans go out before the process ends. */
+/** Buffered spans and log lines go out before the process ends. */
 @Injectable()
-class TracingShutdown implements OnApplicationShutdown {
-  onApplicationShutdown(): Promise<void> {
-    return stopTracing();
+class ObservabilityShutdown implements OnApplicationShutdown {
+  async onApplicationShutdown(): Promise<void> {
+    await stopTracing();
+    flushLogs();
   }
 }
 
@@ -86,7 +87,7 @@ export class AppModule {
         ...(registry ? [MetricsModule.register(config, registry)] : []),
       ],
       controllers: [HealthController, WellKnownController],
-      providers: [TracingShutdown],
+      providers: [ObservabilityShutdown],
     };
   }
 }

@@ -12,6 +12,7 @@ import { answerClientError } from './protocol-errors';
 import { securityHeaders } from './security-headers';
 import type { AppConfig } from './config/app-config';
 import { createMetricsRegistry, observeRequests } from './metrics';
+import { logRequests } from './logging';
 import { rememberRouteTemplate } from './route-template';
 
 export type HttpAdapterKind = 'fastify' | 'express';
@@ -32,18 +33,21 @@ export interface CreateAppOptions {
 
 /** Builds the standalone app (not yet listening): the same for `main.ts`, the tests and the benchmark. */
 export async function createApp(config: AppConfig, options: CreateAppOptions = {}): Promise<INestApplication> {
-  const pino = options.logger === undefined || options.logDestination !== undefined;
+  // LOG_LEVEL=silent: no logger at all rather than one that writes nothing (no per-request work either).
+  const silent = config.logLevel === 'silent' && options.logDestination === undefined;
+  const pino = !silent && (options.logger === undefined || options.logDestination !== undefined);
   const metricsRegistry = config.metricsEnabled ? createMetricsRegistry() : undefined;
   const module = AppModule.register(config, options.authOverrides, {
     pinoLogs: pino && { destination: options.logDestination },
     metricsRegistry,
   });
   // With pino, what Nest logs while the app is built waits for it (bufferLogs), so every line is JSON.
-  const logging = pino ? { bufferLogs: true } : { logger: options.logger };
+  const logging = pino ? { bufferLogs: true } : { logger: silent ? false : options.logger };
   const headers = securityHeaders();
   const headerMap = new Map(Object.entries(headers));
   let app: INestApplication;
-  if ((options.adapter ?? config.httpAdapter) === 'fastify') {
+  const adapterKind = options.adapter ?? config.httpAdapter;
+  if (adapterKind === 'fastify') {
     // Fastify 5 ignores a bare hop count; the function applies Express's rule (trust the last n hops).
     const hops = config.trustProxy;
     const trustProxy = typeof hops === 'number' ? (_address: string, hop: number) => hop < hops : hops;
@@ -99,7 +103,11 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
       maxAge: 600,
     });
   }
-  if (pino) app.useLogger(app.get((require('nestjs-pino') as typeof NestjsPino).Logger));
+  if (pino) {
+    const { Logger: NestPinoLogger, PinoLogger } = require('nestjs-pino') as typeof NestjsPino;
+    app.useLogger(app.get(NestPinoLogger));
+    logRequests(adapterKind, adapterKind === 'fastify' ? app.getHttpAdapter().getInstance() : app, await app.resolve(PinoLogger));
+  }
   app.useGlobalFilters(new ProblemDetailsFilter(app.get(HttpAdapterHost)));
   app.enableShutdownHooks();
   setUpSwagger(app);

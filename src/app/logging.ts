@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DynamicModule, RequestMethod } from '@nestjs/common';
+import type { DynamicModule } from '@nestjs/common';
+import type { FastifyInstance } from 'fastify';
 import type * as NestjsPino from 'nestjs-pino';
 import type { DestinationStream, LoggerOptions } from 'pino';
-import type { Options } from 'pino-http';
 import { requestIdOf } from '..';
 import type { AppConfig } from './config/app-config';
 import { routeTemplateOf } from './route-template';
@@ -27,9 +27,12 @@ const SECRET_FIELDS = [
   'cookie',
   'set-cookie',
 ];
+/**
+ * Top-level fields only (the lines are flat), and the headers pino's usual serializers would write:
+ * wildcard paths (`*.password`) made each line cost five times as much (BENCHMARKS.md).
+ */
 export const REDACTED_PATHS = [
   ...SECRET_FIELDS.map((field) => `["${field}"]`),
-  ...SECRET_FIELDS.map((field) => `*["${field}"]`),
   'req.headers.authorization',
   'req.headers.cookie',
   'res.headers["set-cookie"]',
@@ -52,7 +55,7 @@ function requestLine(request: IncomingMessage, response: ServerResponse, duratio
   };
 }
 
-export function pinoHttpOptions(config: AppConfig): Options {
+export function loggerOptions(config: AppConfig): LoggerOptions {
   const logger: LoggerOptions = {
     level: config.logLevel,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
@@ -63,20 +66,41 @@ export function pinoHttpOptions(config: AppConfig): Options {
     // A development aid (a dev dependency, like the rest of the standalone server's packages).
     logger.transport = { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } };
   }
-  return {
-    ...logger,
-    // The id the problem details of a 500 carry, so an operator finds its lines from the answer.
-    genReqId: (request) => requestIdOf(request),
-    customAttributeKeys: { reqId: 'request_id', responseTime: 'duration_ms' },
-    // Every line of a request carries its id, and only the completion line says more about it.
-    quietReqLogger: true,
-    quietResLogger: true,
-    customLogLevel: (_request, response, error) => (error || response.statusCode >= 500 ? 'error' : 'info'),
-    customSuccessObject: (request, response, value) => requestLine(request, response, value.duration_ms as number),
-    customErrorObject: (request, response, _error, value) => requestLine(request, response, value.duration_ms as number),
-    customSuccessMessage: () => 'request completed',
-    customErrorMessage: () => 'request failed',
+  return logger;
+}
+
+type Response = ServerResponse & { once(event: 'finish', listener: () => void): unknown };
+
+/**
+ * Every line logged while a request is served carries its id (the one the problem details of a 500
+ * carry), and one line closes it with route template, status and duration. Done in the adapter's own
+ * hooks rather than as Nest middleware (nestjs-pino's default): on Fastify that middleware cost about
+ * a third of the throughput of a cheap route (BENCHMARKS.md).
+ */
+export function logRequests(adapter: 'fastify' | 'express', instance: unknown, pinoLogger: NestjsPino.PinoLogger): void {
+  const root = () => (pinoLogger.constructor as typeof NestjsPino.PinoLogger).root;
+  const finished = (request: IncomingMessage, response: ServerResponse, durationMs: number) => {
+    const line = { request_id: requestIdOf(request), ...requestLine(request, response, Math.round(durationMs)) };
+    if (response.statusCode >= 500) root().error(line, 'request failed');
+    else root().info(line, 'request completed');
   };
+  if (adapter === 'fastify') {
+    const fastify = instance as FastifyInstance;
+    fastify.addHook('onRequest', (request, _reply, done) => {
+      pinoLogger.runInContext(done, { bindings: { request_id: requestIdOf(request) } });
+    });
+    fastify.addHook('onResponse', (request, reply, done) => {
+      finished(request.raw, reply.raw, reply.elapsedTime);
+      done();
+    });
+    return;
+  }
+  const express = instance as { use(handler: (request: IncomingMessage, response: Response, next: () => void) => void): void };
+  express.use((request, response, next) => {
+    const started = process.hrtime.bigint();
+    response.once('finish', () => finished(request, response, Number(process.hrtime.bigint() - started) / 1e6));
+    pinoLogger.runInContext(next, { bindings: { request_id: requestIdOf(request) } });
+  });
 }
 
 /**
@@ -87,12 +111,34 @@ export function pinoHttpOptions(config: AppConfig): Options {
 export function loggingModule(config: AppConfig, destination?: DestinationStream): DynamicModule {
   if (config.logFormat === 'pretty') assertPrettyInstalled();
   const { LoggerModule } = require('nestjs-pino') as typeof NestjsPino;
-  const options = pinoHttpOptions(config);
+  const options = loggerOptions(config);
+  const target = destination ?? (config.logFormat === 'pretty' ? undefined : stdoutBuffered());
   return LoggerModule.forRoot({
-    pinoHttp: destination ? [options, destination] : options,
-    // nestjs-pino's default route (`{/*splat}`) is never matched by Nest 12's Fastify adapter: every path, spelt for both.
-    forRoutes: [{ path: '{*splat}', method: RequestMethod.ALL }],
+    pinoHttp: target ? [options, target] : options,
+    // No middleware of its own: `logRequests` does its work in the adapter's hooks.
+    forRoutes: [],
   });
+}
+
+/**
+ * Writes in blocks of 4 KiB instead of a write(2) per line, which measured as a good part of the request
+ * log's cost (BENCHMARKS.md). pino flushes it when the process exits; a crash can lose the last block.
+ */
+let buffered: ReturnType<typeof import('pino').destination> | undefined;
+
+function stdoutBuffered(): DestinationStream {
+  const pino = require('pino') as typeof import('pino');
+  buffered ??= pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  return buffered;
+}
+
+/** Writes out what the buffer holds; called when the app shuts down (a signal ends the process without 'exit'). */
+export function flushLogs(): void {
+  try {
+    buffered?.flushSync();
+  } catch {
+    // Not yet open (nothing written), or stdout already gone: nothing more can be done.
+  }
 }
 
 function assertPrettyInstalled(): void {
