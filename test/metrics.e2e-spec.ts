@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { base32Decode, hotp, stepAt } from '../src/mfa/totp';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
 import { newAccount, signUp, waitUntil } from './support/fixtures';
@@ -182,6 +184,17 @@ describe.each(matrix(DATABASES))('GET /metrics after real flows on %s with %s', 
     expect(sampleOf(text, 'http_request_duration_seconds_bucket', { ...labels, le: '+Inf' })).toBeGreaterThanOrEqual(ids.length);
     // Node's own process metrics come along.
     expect(samples(text, 'process_cpu_user_seconds_total')).toHaveLength(1);
+  });
+
+  it('serves every metric the Grafana dashboard (ops/grafana-dashboard.json) and the README alerts ask for', async () => {
+    const dashboard = readFileSync(join(__dirname, '..', 'ops', 'grafana-dashboard.json'), 'utf8');
+    const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+    const alerts = readme.slice(readme.indexOf('### Alerts'), readme.indexOf('\n## ', readme.indexOf('### Alerts')));
+    const asked = new Set([...`${dashboard}\n${alerts}`.matchAll(/\b((?:http|auth|process|nodejs)_[a-z0-9_]+?)(?:_bucket|_count|_sum)?\{/g)].map((m) => m[1]));
+    expect(asked.size).toBeGreaterThan(8);
+    const text = await scrape();
+    const served = new Set(text.split('\n').filter((line) => line.startsWith('# TYPE ')).map((line) => line.split(' ')[2]));
+    expect([...asked].filter((name) => !served.has(name))).toEqual([]);
   });
 });
 
