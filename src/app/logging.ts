@@ -121,14 +121,15 @@ export function loggingModule(config: AppConfig, destination?: DestinationStream
 }
 
 /**
- * Writes in blocks of 4 KiB instead of a write(2) per line, which measured as a good part of the request
- * log's cost (BENCHMARKS.md). pino flushes it when the process exits; a crash can lose the last block.
+ * Asynchronous writes: lines logged while a write is under way go out together in the next, so a busy
+ * server makes fewer write(2) calls, and an idle one shows each line at once (a minimum block size
+ * would hold a quiet server's lines back). Flushed at shutdown; a crash can lose the lines in flight.
  */
 let buffered: ReturnType<typeof import('pino').destination> | undefined;
 
 function stdoutBuffered(): DestinationStream {
   const pino = require('pino') as typeof import('pino');
-  buffered ??= pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  buffered ??= pino.destination({ dest: 1, sync: false });
   return buffered;
 }
 
