@@ -37,7 +37,8 @@ async function bootstrap(): Promise<void> {
     logger.warn('SMTP_URL is not set with NODE_ENV=production: mail is written as .eml files under ./data/mail and never delivered');
   }
   if (loweredThreads === 0) logger.warn('could not lower the thread pool priority: hashing may slow cheap routes');
-  if (tracing) logger.log(`tracing to ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT}`);
+  // The origin only: credentials in the URL (https://user:key@…) stay out of the log.
+  if (tracing) logger.log(`tracing to ${URL.parse(process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? '')?.origin ?? 'the OTLP endpoint'}`);
   try {
     await app.listen(config.port, '0.0.0.0');
   } catch (error) {
