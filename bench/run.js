@@ -5,10 +5,12 @@
 //   BENCH_DATABASE_URL           a PostgreSQL server URL (default postgres://postgres@127.0.0.1:5432/test);
 //                                a fresh database is made on it and dropped after
 //   BENCH_MAIN                   another build's dist/src/app/main.js, to measure a baseline with this script
+//   BENCH_ONLY=operability       only the cost of logs and metrics: /health/live and /me on an instance with
+//                                both off and one with both on, in alternating rounds
 'use strict';
 const { spawn } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
-const { readFileSync, mkdtempSync, rmSync } = require('node:fs');
+const { mkdtempSync, openSync, readFileSync, rmSync, statSync } = require('node:fs');
 const os = require('node:os');
 const { join } = require('node:path');
 const autocannon = require('autocannon');
@@ -69,18 +71,68 @@ function rawArgon2Rate() {
   });
 }
 
-async function startBenchApp(databaseUrl, port) {
+/** One secret for every instance of the run, so a token from one is good on the others. */
+const JWT_SECRET = randomBytes(48).toString('base64');
+
+/**
+ * `LOG_LEVEL=warn` unless `extraEnv` says otherwise: no line per request, as before the server had them,
+ * so the figures stay comparable with earlier runs; the operability phase measures what they cost.
+ * stdout goes to a file in the app's folder: written for real (not /dev/null), and not read back by this
+ * process, whose load generator would otherwise pay for reading it.
+ */
+async function startBenchApp(databaseUrl, port, extraEnv = {}) {
   const cwd = mkdtempSync(join(os.tmpdir(), 'auth-bench-'));
   const env = {
     ...process.env,
     NODE_ENV: 'production',
     DATABASE_URL: databaseUrl,
-    JWT_SECRET: randomBytes(48).toString('base64'),
+    JWT_SECRET,
     RATE_LIMIT_PER_MINUTE: '0',
     SIGNIN_MAX_FAILURES: '100',
+    LOG_LEVEL: 'warn',
+    ...extraEnv,
   };
-  const app = await startApp({ env, port, cwd, main: APP_MAIN, stdio: ['ignore', 'ignore', 'inherit'] });
-  return { ...app, cwd };
+  const logFile = join(cwd, 'stdout.log');
+  const app = await startApp({ env, port, cwd, main: APP_MAIN, stdio: ['ignore', openSync(logFile, 'w'), 'inherit'] });
+  return { ...app, cwd, loggedBytes: () => statSync(logFile).size };
+}
+
+/**
+ * The price of the request log and the metrics: the floor and /me on an instance with both off and on
+ * one with both on (LOG_LEVEL=info, METRICS_ENABLED=true, /metrics scraped every second as Prometheus
+ * would, faster than its usual 15 s), alternating three times; medians, as for the main figures.
+ */
+async function operabilityCost(databaseUrl, token) {
+  const off = await startBenchApp(databaseUrl, 3951, { LOG_LEVEL: 'silent', METRICS_ENABLED: 'false' });
+  const on = await startBenchApp(databaseUrl, 3952, { LOG_LEVEL: 'info', METRICS_ENABLED: 'true' });
+  const scraper = setInterval(() => fetch(`${on.base}/metrics`).then((res) => res.text()).catch(() => {}), 1000);
+  const auth = { authorization: `Bearer ${token}` };
+  try {
+    for (const app of [off, on]) {
+      await cannon({ url: `${app.base}/health/live`, connections: 50, duration: 3 });
+      await cannon({ url: `${app.base}/api/v1/auth/me`, connections: 50, headers: auth, duration: 3 });
+    }
+    const rounds = { offLive: [], offMe: [], onLive: [], onMe: [] };
+    for (let round = 0; round < 3; round++) {
+      rounds.offLive.push(await cannon({ url: `${off.base}/health/live`, connections: 50 }));
+      rounds.onLive.push(await cannon({ url: `${on.base}/health/live`, connections: 50 }));
+      rounds.offMe.push(await cannon({ url: `${off.base}/api/v1/auth/me`, connections: 50, headers: auth }));
+      rounds.onMe.push(await cannon({ url: `${on.base}/api/v1/auth/me`, connections: 50, headers: auth }));
+    }
+    const median = Object.fromEntries(Object.entries(rounds).map(([name, list]) => [name, medianRound(list)]));
+    const cost = (offRun, onRun) => `  cost ${((1 - onRun.requests.average / offRun.requests.average) * 100).toFixed(1)} %`;
+    console.log(row('/health/live, logs+metrics off', median.offLive));
+    console.log(row('/health/live, logs+metrics on', median.onLive, cost(median.offLive, median.onLive)));
+    console.log(row('/me, logs+metrics off', median.offMe));
+    console.log(row('/me, logs+metrics on', median.onMe, cost(median.offMe, median.onMe)));
+    console.log(`${'log written by the "on" instance'.padEnd(34)} ${String(Math.round(on.loggedBytes() / 2 ** 20)).padStart(7)} MiB (${off.loggedBytes()} bytes by "off")`);
+  } finally {
+    clearInterval(scraper);
+    for (const app of [off, on]) {
+      await app.stop();
+      rmSync(app.cwd, { recursive: true, force: true });
+    }
+  }
 }
 
 const json = { 'content-type': 'application/json' };
@@ -173,7 +225,7 @@ function row(name, result, extra = '') {
 
 (async () => {
   // Counted first, on an app of its own behind a counting proxy, while the machine is quiet.
-  const sql = await countSignInAndRefresh({ main: APP_MAIN });
+  const sql = process.env.BENCH_ONLY === 'operability' ? null : await countSignInAndRefresh({ main: APP_MAIN });
   const database = await freshPostgresDatabase(SERVER_URL, `auth_bench_${process.pid}`);
   const { child, base, cwd, stop } = await startBenchApp(database.url, 3950);
   try {
@@ -191,6 +243,10 @@ function row(name, result, extra = '') {
     const second = await fetch(`${base}/api/v1/auth/signup`, { method: 'POST', headers: json, body: JSON.stringify(signinAccount) });
     if (second.status !== 201) throw new Error(`sign-up failed: ${second.status} ${await second.text()}`);
     const signinBody = JSON.stringify({ email: signinAccount.email, password: PASSWORD });
+    if (process.env.BENCH_ONLY === 'operability') {
+      await operabilityCost(database.url, token);
+      return;
+    }
     await seedSpreadAccounts(database.url, signinAccount.email);
     const refreshAccount = { email: 'refresh-load@example.com', username: 'refreshload', password: PASSWORD };
     const third = await fetch(`${base}/api/v1/auth/signup`, { method: 'POST', headers: json, body: JSON.stringify(refreshAccount) });
@@ -278,6 +334,7 @@ function row(name, result, extra = '') {
       console.log(`SQL of ${name}: ${counted.statements.length} statements, ${counted.roundTrips} round trips`);
       for (const line of describeStatements(counted.statements, 100)) console.log(line);
     }
+    await operabilityCost(database.url, token);
   } finally {
     await stop();
     rmSync(cwd, { recursive: true, force: true });

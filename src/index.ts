@@ -9,6 +9,8 @@ export type {
   OidcProviderOptions,
   AuthModuleOptions,
   MailOptions,
+  MetricsOptions,
+  MetricsRegistry,
   PasswordHashingOptions,
   RateLimitOptions,
   SigningKeyOptions,
@@ -40,3 +42,6 @@ export { RedisConnection } from './common/redis-connection';
 export { DEFAULT_HASH_CONCURRENCY, MIN_JWT_SECRET_BYTES } from './options/auth-config';
 export { lowerThreadPoolPriority } from './common/thread-pool-priority';
 export { TokenResponse, UserResponse, SuccessResponse, SessionResponse, JwksResponse } from './auth/dto/responses.dto';
+export { AUTH_METRIC_NAMES } from './metrics/auth-metrics';
+export type { RateLimiter, RefreshOutcome, SigninOutcome, SigninStep } from './metrics/auth-metrics';
+export { requestIdOf } from './common/request-id';

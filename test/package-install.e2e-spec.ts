@@ -23,7 +23,11 @@ const HOST_TYPEORM_VERSION = '1.1.0';
 /** Single copies that must be the host's: two of any of these break DI tokens, metadata or `instanceof`. */
 const SHARED = ['@nestjs/common', '@nestjs/core', '@nestjs/typeorm', 'typeorm', 'class-validator', 'class-transformer', 'rxjs', 'reflect-metadata'];
 /** What only the standalone server (or an optional feature) needs, so a PostgreSQL host does not get it. */
-const NOT_INSTALLED = ['@nestjs/platform-fastify', '@nestjs/swagger', 'helmet', '@fastify/static', 'better-sqlite3', 'ioredis', '@nest-lab/throttler-storage-redis'];
+const NOT_INSTALLED = [
+  '@nestjs/platform-fastify', '@nestjs/swagger', 'helmet', '@fastify/static', 'better-sqlite3', 'ioredis', '@nest-lab/throttler-storage-redis',
+  // The standalone server's logs and traces, and metrics (an optional peer) for a host that asks for none.
+  'nestjs-pino', 'pino-http', 'pino-pretty', 'prom-client', '@opentelemetry/api', '@opentelemetry/sdk-node',
+];
 
 function run(command: string, args: string[], cwd: string): SpawnSyncReturns<string> {
   return spawnSync(command, args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false' } });

@@ -1,10 +1,32 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
+import type { DestinationStream } from 'pino';
+import type { Registry } from 'prom-client';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule, type AuthModuleOptions } from '..';
 import type { AppConfig } from './config/app-config';
 import { dataSourceOptions, runPendingMigrations } from './config/database';
 import { HealthController } from './health/health.controller';
 import { WellKnownController } from './well-known.controller';
+import { flushLogs, loggingModule } from './logging';
+import { MetricsModule } from './metrics';
+import { stopTracing } from './tracing';
+
+/** How the standalone server reports on itself; `createApp` decides from the config and its caller. */
+export interface Observability {
+  /** Log through pino (nestjs-pino), to this stream or stdout; false: the caller's Nest logger. */
+  pinoLogs: false | { destination?: DestinationStream };
+  /** The registry behind GET /metrics; unset: no metrics. */
+  metricsRegistry?: Registry;
+}
+
+/** Buffered spans and log lines go out before the process ends. */
+@Injectable()
+class ObservabilityShutdown implements OnApplicationShutdown {
+  async onApplicationShutdown(): Promise<void> {
+    await stopTracing();
+    flushLogs();
+  }
+}
 
 /** Maps the validated environment to the module's options: the only place the two meet. */
 export function authOptionsFrom(config: AppConfig): AuthModuleOptions {
@@ -46,7 +68,12 @@ export function authOptionsFrom(config: AppConfig): AuthModuleOptions {
 @Module({})
 export class AppModule {
   /** `authOverrides` exists for tests (an injected clock, a mail folder); the app passes none. */
-  static register(config: AppConfig, authOverrides: Partial<AuthModuleOptions> = {}): DynamicModule {
+  static register(
+    config: AppConfig,
+    authOverrides: Partial<AuthModuleOptions> = {},
+    observability: Observability = { pinoLogs: false },
+  ): DynamicModule {
+    const registry = observability.metricsRegistry;
     return {
       module: AppModule,
       imports: [
@@ -57,9 +84,12 @@ export class AppModule {
             return dataSourceOptions(config.database);
           },
         }),
-        AuthModule.forRoot({ ...authOptionsFrom(config), ...authOverrides }),
+        AuthModule.forRoot({ ...authOptionsFrom(config), ...(registry ? { metrics: { registry } } : {}), ...authOverrides }),
+        ...(observability.pinoLogs ? [loggingModule(config, observability.pinoLogs.destination)] : []),
+        ...(registry ? [MetricsModule.register(config, registry)] : []),
       ],
       controllers: [HealthController, WellKnownController],
+      providers: [ObservabilityShutdown],
     };
   }
 }

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { existsSync } from 'node:fs';
 import type * as NestCommon from '@nestjs/common';
 import type * as AppSetup from './app.setup';
+import type * as Tracing from './tracing';
 import { lowerThreadPoolPriority, SigningKeyDecryptionError } from '..';
 import { AppConfig, ConfigError, loadAppConfig } from './config/app-config';
 
@@ -20,10 +21,14 @@ async function bootstrap(): Promise<void> {
   // the pool starts, which is the next line.
   process.env.UV_THREADPOOL_SIZE ??= String(config.passwordHashConcurrency + 2);
   const loweredThreads = await lowerThreadPoolPriority();
+  // Before the app and its drivers load, which the instrumentations patch as they are required.
+  const tracing = (require('./tracing') as typeof Tracing).startTracing(process.env);
   // The app and its drivers load only now, once the pool is sized (loading the library starts no pool thread).
   // (require, not import(): Node 20's ESM loader trips over Nest's ESM-only packages behind a dynamic import.)
   const { Logger } = require('@nestjs/common') as typeof NestCommon;
   const { createApp } = require('./app.setup') as typeof AppSetup;
+  const app = await createApp(config);
+  // Logged once the app's logger is in place, so these lines are JSON like every other.
   const logger = new Logger('Bootstrap');
   if (config.jwtSecretGenerated) {
     logger.warn('JWT_SECRET is not set: using a random secret for this process; tokens end when it stops');
@@ -32,7 +37,8 @@ async function bootstrap(): Promise<void> {
     logger.warn('SMTP_URL is not set with NODE_ENV=production: mail is written as .eml files under ./data/mail and never delivered');
   }
   if (loweredThreads === 0) logger.warn('could not lower the thread pool priority: hashing may slow cheap routes');
-  const app = await createApp(config);
+  // The origin only: credentials in the URL (https://user:key@…) stay out of the log.
+  if (tracing) logger.log(`tracing to ${URL.parse(process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? '')?.origin ?? 'the OTLP endpoint'}`);
   try {
     await app.listen(config.port, '0.0.0.0');
   } catch (error) {

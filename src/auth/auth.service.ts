@@ -41,6 +41,7 @@ import { PasswordHasher } from '../passwords/password-hasher';
 import { PasswordPolicy } from '../passwords/password-policy';
 import { PasswordResetTokensService } from '../one-time-tokens/password-reset-tokens.service';
 import { MailRequestLimiter, MailRoute, SigninFailureLimiter } from '../rate-limits/signin-failures';
+import { AuthMetrics, noMetrics, SigninStep } from '../metrics/auth-metrics';
 
 /**
  * The seed's auth flows, plus email verification. Throws HTTP exceptions with the contract's messages;
@@ -68,6 +69,7 @@ export class AuthService implements OnApplicationShutdown {
     private readonly mfa: MfaService,
     private readonly auditLog: AuditService,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
+    private readonly metrics: AuthMetrics = noMetrics(),
   ) {}
 
   async signUp(dto: SignUpDto, ctx: RequestContext): Promise<TokenResponse> {
@@ -101,23 +103,26 @@ export class AuthService implements OnApplicationShutdown {
   async signIn(dto: SignInDto, ctx: RequestContext): Promise<TokenResponse> {
     this.hasher.assertCapacity();
     const email = normalizeEmail(dto.email);
-    await this.admitPasswordAttempt(email, ctx);
+    await this.admitPasswordAttempt(email, ctx, 'password');
     const user = await this.users.findByEmailWithPassword(email);
     const check = await this.hasher.verify(user?.hashedPassword ?? null, dto.password);
     if (!user || check === 'mismatch') {
       // Recorded on its own: the attempt changed nothing else. An unknown email leaves no trace of itself.
       await this.signinFailed(user?.id ?? null, 'invalid_credentials', ctx);
       this.audit('signin_failed', user?.id ?? null, ctx);
+      this.metrics.signin('password', 'invalid_credentials');
       throw new UnauthorizedException(AuthErrors.INVALID_CREDENTIALS);
     }
     if (!user.isActive) {
       await this.signinFailed(user.id, 'inactive', ctx);
       this.audit('signin_inactive', user.id, ctx);
+      this.metrics.signin('password', 'inactive');
       throw new ForbiddenException(AuthErrors.INACTIVE_USER);
     }
     if (this.config.requireVerifiedEmail && !user.isVerified) {
       await this.signinFailed(user.id, 'email_not_verified', ctx);
       this.audit('signin_unverified', user.id, ctx);
+      this.metrics.signin('password', 'email_not_verified');
       throw new ForbiddenException(AuthErrors.EMAIL_NOT_VERIFIED);
     }
     if (check === 'match-needs-rehash') {
@@ -128,6 +133,7 @@ export class AuthService implements OnApplicationShutdown {
       // the count of wrong codes by signing in again, and guess codes without end.
       const mfaToken = await this.transactions.run((manager) => this.mfa.issueChallenge(manager, user));
       this.audit('signin_mfa_required', user.id, ctx);
+      this.metrics.signin('password', 'mfa_required');
       throw new MfaRequiredException(AuthErrors.MFA_REQUIRED, mfaToken);
     }
     await this.signinFailures.succeeded(email, ctx.ip);
@@ -142,6 +148,7 @@ export class AuthService implements OnApplicationShutdown {
       return started;
     });
     this.audit('signed_in', user.id, ctx, session.sessionId);
+    this.metrics.signin('password', 'success');
     return this.tokenResponse(user, session);
   }
 
@@ -153,8 +160,11 @@ export class AuthService implements OnApplicationShutdown {
   async signInMfa(dto: SignInMfaDto, ctx: RequestContext): Promise<TokenResponse> {
     const challenge = await this.mfa.findChallenge(dto.mfa_token);
     const user = challenge && (await this.users.findById(challenge.userId));
-    if (!challenge || !user) throw new UnauthorizedException(AuthErrors.INVALID_MFA_TOKEN);
-    await this.admitPasswordAttempt(user.email, ctx);
+    if (!challenge || !user) {
+      this.metrics.signin('mfa', 'invalid_mfa_token');
+      throw new UnauthorizedException(AuthErrors.INVALID_MFA_TOKEN);
+    }
+    await this.admitPasswordAttempt(user.email, ctx, 'mfa');
     const outcome = await this.transactions.run(async (manager) => {
       const factor = await this.mfa.useCode(manager, user.id, dto.code);
       if (!factor) return { factor };
@@ -173,11 +183,13 @@ export class AuthService implements OnApplicationShutdown {
     if (!outcome.session) {
       await this.signinFailed(user.id, 'invalid_mfa_code', ctx);
       this.audit('signin_mfa_failed', user.id, ctx);
+      this.metrics.signin('mfa', 'invalid_code');
       throw new UnauthorizedException(AuthErrors.INVALID_MFA_CODE);
     }
     if (outcome.factor === 'recovery-code') this.mailWorker.wake();
     await this.signinFailures.succeeded(user.email, ctx.ip);
     this.audit(outcome.factor === 'recovery-code' ? 'signed_in_recovery_code' : 'signed_in_mfa', user.id, ctx, outcome.session.sessionId);
+    this.metrics.signin('mfa', 'success');
     return this.tokenResponse(user, outcome.session);
   }
 
@@ -271,13 +283,16 @@ export class AuthService implements OnApplicationShutdown {
       : { rotation: { outcome: 'invalid' } as const, user: null };
     if (rotation.outcome === 'rotated' && user) {
       this.audit(rotation.repeated ? 'refreshed_within_grace' : 'refreshed', user.id, ctx, rotation.sessionId);
+      this.metrics.refresh(rotation.repeated ? 'within_grace' : 'rotated');
       return this.tokenResponse(user, rotation);
     }
     if (rotation.outcome === 'reused') {
       // A token spent a while ago came back: one of its two holders is not the owner. The session is over.
       this.logger.warn(this.auditLine('refresh_token_reused', rotation.userId, ctx, rotation.sessionId));
+      this.metrics.refresh('reused');
     } else {
       this.audit('refresh_failed', null, ctx);
+      this.metrics.refresh('invalid');
     }
     throw new UnauthorizedException(AuthErrors.INVALID_REFRESH_TOKEN);
   }
@@ -464,10 +479,12 @@ export class AuthService implements OnApplicationShutdown {
   }
 
   /** 429 once the account (or, past that, this known network) had its share of failed password checks; counts this one first. */
-  private async admitPasswordAttempt(email: string, ctx: RequestContext): Promise<void> {
+  private async admitPasswordAttempt(email: string, ctx: RequestContext, signinStep?: SigninStep): Promise<void> {
     const admission = await this.signinFailures.admit(email, ctx.ip);
     if (admission.waitSeconds > 0) {
       this.audit('signin_blocked', null, ctx);
+      this.metrics.rateLimited('signin_failures');
+      if (signinStep) this.metrics.signin(signinStep, 'locked');
       throw new TooManyRequestsException(AuthErrors.TOO_MANY_SIGNIN_FAILURES, admission.waitSeconds, admission.limit);
     }
     if (admission.pastAccountLimit) this.audit('signin_admitted_from_known_network', null, ctx);
@@ -477,6 +494,7 @@ export class AuthService implements OnApplicationShutdown {
     const retryAfter = await this.mailRequests.hit(route, normalizeEmail(email), ctx.ip);
     if (retryAfter > 0) {
       this.audit(`${route}_limited`, null, ctx);
+      this.metrics.rateLimited('mail_requests');
       throw new TooManyRequestsException(AuthErrors.TOO_MANY_MAIL_REQUESTS, retryAfter, this.mailRequests.maxRequests);
     }
   }

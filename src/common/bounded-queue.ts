@@ -18,6 +18,16 @@ export class WorkLimiter {
     private readonly maxQueued: number,
   ) {}
 
+  /** Tasks waiting for a slot. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** Tasks holding a slot. */
+  get inFlight(): number {
+    return this.running;
+  }
+
   /** True when a task handed over now would be refused. */
   get full(): boolean {
     return this.running >= this.maxRunning && this.waiting.length >= this.maxQueued;

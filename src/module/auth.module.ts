@@ -55,6 +55,7 @@ import { OidcController } from '../oidc/oidc.controller';
 import { ACCOUNT_IDENTITIES, AccountService } from '../account/account.service';
 import { EmailChangeToken } from '../one-time-tokens/email-change-token.entity';
 import { EmailChangeTokensService } from '../one-time-tokens/email-change-tokens.service';
+import { AuthMetrics } from '../metrics/auth-metrics';
 
 /** Every entity the module needs the host's DataSource to know (and its migrations to create). */
 export const AUTH_ENTITIES = [
@@ -93,6 +94,7 @@ export const AUTH_ENTITIES = [
       useFactory: (options: AuthModuleOptions) => resolveAuthConfig(options),
     },
     TransactionRunner,
+    AuthMetrics,
     MailService,
     { provide: MAIL_COMPOSER, useExisting: MailService },
     MailSender,

@@ -1,6 +1,6 @@
 import { createSecretKey, KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import type { AuthModuleOptions } from './auth-options.interface';
+import type { AuthModuleOptions, MetricsRegistry } from './auth-options.interface';
 import { OidcConfig, resolveOidcConfig } from './oidc-config';
 
 /** The module's options with every default applied and every bound checked, built once at start-up. */
@@ -47,6 +47,7 @@ export interface AuthConfig {
   /** Null when no OpenID Connect provider is configured. */
   oidc: OidcConfig | null;
   clock: () => Date;
+  metrics: { registry?: MetricsRegistry };
 }
 
 export const AUTH_CONFIG = Symbol('AUTH_CONFIG');
@@ -89,6 +90,14 @@ function mailedLink(name: string, value: string): URL {
     throw new Error(`AuthModule: ${name} must be an absolute http(s) URL: ${value}`);
   }
   return url;
+}
+
+function metricsRegistry(registry: MetricsRegistry | undefined): MetricsRegistry | undefined {
+  if (registry === undefined) return undefined;
+  if (typeof registry?.registerMetric !== 'function' || typeof registry.getSingleMetric !== 'function') {
+    throw new Error('AuthModule: metrics.registry must be a prom-client Registry');
+  }
+  return registry;
 }
 
 export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
@@ -179,5 +188,6 @@ export function resolveAuthConfig(options: AuthModuleOptions): AuthConfig {
     auditRetentionDays: positiveInteger('auditRetentionDays', options.auditRetentionDays ?? 365),
     oidc: resolveOidcConfig(options.oidc),
     clock: options.clock ?? (() => new Date()),
+    metrics: { registry: metricsRegistry(options.metrics?.registry) },
   };
 }

@@ -117,6 +117,24 @@ export interface OidcOptions {
   requestTimeoutSeconds?: number;
 }
 
+/**
+ * What the module needs of a prom-client `Registry` (a `new Registry()` or prom-client's default
+ * `register` fits as it is). Structural, so that the module's types do not require prom-client.
+ */
+export interface MetricsRegistry {
+  registerMetric(metric: object): void;
+  getSingleMetric(name: string): unknown;
+}
+
+/** Prometheus metrics of the module (sign-in and refresh outcomes, rate limits, hashing queue, outbox). */
+export interface MetricsOptions {
+  /**
+   * The prom-client registry the module's metrics are registered in (names in `AUTH_METRIC_NAMES`).
+   * Needs the `prom-client` package, an optional peer. Unset: the module counts nothing.
+   */
+  registry?: MetricsRegistry;
+}
+
 /** Options of `AuthModule.forRoot` / `forRootAsync`. The module reads no environment variable itself. */
 export interface AuthModuleOptions {
   /**
@@ -193,4 +211,6 @@ export interface AuthModuleOptions {
   oidc?: OidcOptions;
   /** Source of the current time, for tests that move it. Default `() => new Date()`. */
   clock?: () => Date;
+  /** Prometheus metrics into the host's registry. Default: none. */
+  metrics?: MetricsOptions;
 }

@@ -4,6 +4,7 @@ import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 import { deleteInBatches } from '../common/delete-in-batches';
 import { TransactionRunner } from '../common/transaction-runner';
 import { OutboxMessage, OutboxMessageKind } from './outbox-message.entity';
+import { AuthMetrics } from '../metrics/auth-metrics';
 
 /** Mail a stranger can trigger, capped per account; each cap counts every kind in its family. */
 export type CappedKind = 'password-reset' | 'email-verification' | 'email-change-requested';
@@ -40,7 +41,26 @@ export class MailOutbox {
   constructor(
     private readonly transactions: TransactionRunner,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
-  ) {}
+    metrics: AuthMetrics,
+  ) {
+    metrics.countOutboxWith(() => this.countUndelivered());
+  }
+
+  /** Messages not yet delivered and messages given up on, for the metrics (one grouped count on the status index). */
+  private async countUndelivered(): Promise<{ pending: number; dead: number }> {
+    const rows: { status: string; count: string | number }[] = await this.transactions.run((manager) =>
+      manager
+        .getRepository(OutboxMessage)
+        .createQueryBuilder('message')
+        .select('message.status', 'status')
+        .addSelect('COUNT(*)', 'count')
+        .where('message.status IN (:...statuses)', { statuses: ['pending', 'dead'] })
+        .groupBy('message.status')
+        .getRawMany(),
+    );
+    const count = (status: string) => Number(rows.find((row) => row.status === status)?.count ?? 0);
+    return { pending: count('pending'), dead: count('dead') };
+  }
 
   /** Writes a message in the caller's transaction; it is due at once. */
   async enqueue(manager: EntityManager, kind: OutboxMessageKind, recipient: MailRecipient): Promise<void> {

@@ -5,6 +5,7 @@ import { QueueFullError, WorkLimiter } from '../common/bounded-queue';
 import { ServiceBusyException } from '../common/exceptions';
 import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 import { AuthErrors } from '../common/auth.errors';
+import { AuthMetrics, noMetrics } from '../metrics/auth-metrics';
 
 /** 503 with Retry-After: the hashing queue is full; the client should come back in a moment. */
 export class HashingBusyException extends ServiceBusyException {
@@ -42,10 +43,15 @@ export class PasswordHasher implements OnModuleInit {
   private readonly limiter: WorkLimiter;
   private dummyHash: string;
 
-  constructor(@Inject(AUTH_CONFIG) config: AuthConfig) {
+  constructor(
+    @Inject(AUTH_CONFIG) config: AuthConfig,
+    private readonly metrics: AuthMetrics = noMetrics(),
+  ) {
     const { maxConcurrent, maxQueued, ...cost } = config.passwordHashing;
     this.hashOptions = { type: argon2.argon2id, ...cost };
-    this.limiter = new WorkLimiter(maxConcurrent, maxQueued);
+    const limiter = new WorkLimiter(maxConcurrent, maxQueued);
+    this.limiter = limiter;
+    metrics.readHashingLoadWith(() => ({ waiting: limiter.queued, running: limiter.inFlight }));
     warnOnSmallThreadPool(maxConcurrent);
   }
 
@@ -60,7 +66,7 @@ export class PasswordHasher implements OnModuleInit {
    * is turned away for the price of a check instead of a query each.
    */
   assertCapacity(): void {
-    if (this.limiter.full) throw new HashingBusyException();
+    if (this.limiter.full) throw this.busy();
   }
 
   hash(password: string): Promise<string> {
@@ -86,7 +92,12 @@ export class PasswordHasher implements OnModuleInit {
     try {
       return await this.limiter.run(work);
     } catch (error) {
-      throw error instanceof QueueFullError ? new HashingBusyException() : error;
+      throw error instanceof QueueFullError ? this.busy() : error;
     }
+  }
+
+  private busy(): HashingBusyException {
+    this.metrics.hashingRejected();
+    return new HashingBusyException();
   }
 }

@@ -1,7 +1,10 @@
 import { ExecutionContext, Injectable, Provider } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
 import {
   getOptionsToken,
   getStorageToken,
+  InjectThrottlerOptions,
+  InjectThrottlerStorage,
   ThrottlerGuard,
   ThrottlerLimitDetail,
   ThrottlerModuleOptions,
@@ -13,6 +16,7 @@ import { RedisConnection } from '../common/redis-connection';
 import { AuthErrors } from '../common/auth.errors';
 import { TooManyRequestsException } from '../common/exceptions';
 import { RedisThrottlerStorage } from './redis-throttler-storage';
+import { AuthMetrics } from '../metrics/auth-metrics';
 
 /**
  * Per client address and route limit on the auth routes. The address is `request.ip`, which Express and
@@ -24,11 +28,21 @@ export class AuthThrottlerGuard extends ThrottlerGuard {
   /** IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers) instead of the X- ones. */
   protected override headerPrefix = 'RateLimit';
 
+  constructor(
+    @InjectThrottlerOptions() options: ThrottlerModuleOptions,
+    @InjectThrottlerStorage() storage: ThrottlerStorage,
+    reflector: Reflector,
+    private readonly metrics: AuthMetrics,
+  ) {
+    super(options, storage, reflector);
+  }
+
   /**
    * The throttler sets its RateLimit fields only on requests it lets through; refused ones get them from
    * the problem details filter, as the per-account limits' 429s do, so every 429 says the same things.
    */
   protected override async throwThrottlingException(_context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
+    this.metrics.rateLimited('per_address');
     throw new TooManyRequestsException(AuthErrors.TOO_MANY_REQUESTS, detail.timeToBlockExpire, detail.limit);
   }
 }

@@ -28,10 +28,23 @@ export class CapturingLogger implements LoggerService {
   fatal = this.log;
 }
 
+/**
+ * What pino wrote, for apps started with `pinoLogs`. One sink for the whole suite file: nestjs-pino
+ * keeps one pino instance per process (per suite under Jest), the first app's, whatever later apps ask.
+ */
+const pinoOutput: string[] = [];
+const pinoSink = {
+  write(chunk: string): void {
+    for (const line of chunk.split('\n')) if (line !== '') pinoOutput.push(line);
+  },
+};
+
 export interface TestApp {
   app: INestApplication;
   http: () => TestAgent;
   logs: CapturingLogger;
+  /** With `pinoLogs`: the JSON lines written since this app started (the apps of a suite run one after another). */
+  pinoLines(): string[];
   /** Moves the module's clock forward (reset token expiry, sign-in failure windows). */
   advanceClock(ms: number): void;
   /** Waits until no message in the outbox is pending: each was sent or went dead. */
@@ -49,6 +62,8 @@ export interface TestAppOptions {
   mail?: Partial<MailOptions>;
   /** Module options beyond the environment's (settings no variable reaches, such as the key publish delay). */
   auth?: Partial<AuthModuleOptions>;
+  /** The standalone server's own JSON logs (pino) instead of `logs`; read them with `pinoLines()`. */
+  pinoLogs?: boolean;
 }
 
 /** The one helper that builds an app for e2e tests: the standalone app, in-process, on a real database. */
@@ -63,9 +78,10 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
   });
   let offsetMs = 0;
   const logs = new CapturingLogger();
+  const firstPinoLine = pinoOutput.length;
   const app = await createApp(config, {
     adapter: options.adapter,
-    logger: logs,
+    ...(options.pinoLogs ? { logDestination: pinoSink } : { logger: logs }),
     authOverrides: {
       clock: () => new Date(Date.now() + offsetMs),
       mail: { ...authOptionsFrom(config).mail, pollIntervalMs: 20, ...options.mail },
@@ -80,6 +96,7 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
     app,
     http: () => request(app.getHttpServer()),
     logs,
+    pinoLines: () => pinoOutput.slice(firstPinoLine),
     advanceClock: (ms) => {
       offsetMs += ms;
     },

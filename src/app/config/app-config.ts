@@ -50,7 +50,18 @@ export interface AppConfig {
   trustProxy: false | number | string[];
   /** OpenID Connect providers (`OIDC_PROVIDERS`, …, `PUBLIC_URL`); undefined when none is listed. */
   oidc?: OidcOptions;
+  /** Lowest level written; `silent` writes nothing. */
+  logLevel: LogLevelName;
+  /** `json`: one JSON object a line (pino); `pretty`: coloured lines for a terminal (pino-pretty). */
+  logFormat: 'json' | 'pretty';
+  /** Serve Prometheus metrics at GET /metrics. */
+  metricsEnabled: boolean;
+  /** Serve /metrics on this port alone instead of the app's port. */
+  metricsPort?: number;
 }
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
 
 /** A bad setting; the message is the one line printed before the process exits. */
 export class ConfigError extends Error {}
@@ -197,6 +208,20 @@ function oidc(env: Env): OidcOptions | undefined {
   }
 }
 
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
+  const raw = read(env, name) ?? fallback;
+  if (!values.includes(raw as T)) throw new ConfigError(`${name} must be one of ${values.join(', ')}, got "${raw}"`);
+  return raw as T;
+}
+
+function metricsPort(env: Env, port: number): number | undefined {
+  if (read(env, 'METRICS_PORT') === undefined) return undefined;
+  const value = integer(env, 'METRICS_PORT', 0, 1, 65535);
+  if (value === port) throw new ConfigError(`METRICS_PORT must differ from PORT (${port}); unset it to serve /metrics on PORT`);
+  if (!boolean(env, 'METRICS_ENABLED', false)) throw new ConfigError('METRICS_PORT is set but METRICS_ENABLED is not true');
+  return value;
+}
+
 /** Validates the environment; throws `ConfigError` naming the first bad variable. */
 export function loadAppConfig(env: Env): AppConfig {
   // Case-insensitive: `NODE_ENV=Production` must not quietly run with a random secret.
@@ -226,9 +251,10 @@ export function loadAppConfig(env: Env): AppConfig {
     jwtSecret = randomBytes(48).toString('base64');
   }
 
+  const port = integer(env, 'PORT', 3000, 0, 65535);
   return {
     production,
-    port: integer(env, 'PORT', 3000, 0, 65535),
+    port,
     httpAdapter: httpAdapter(env),
     database,
     redisUrl: url(env, 'REDIS_URL', undefined, ['redis:', 'rediss:']),
@@ -265,5 +291,9 @@ export function loadAppConfig(env: Env): AppConfig {
     trustProxy: trustProxy(env),
     corsOrigins: corsOrigins(env),
     oidc: oidc(env),
+    logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    logFormat: oneOf(env, 'LOG_FORMAT', ['json', 'pretty'] as const, 'json'),
+    metricsEnabled: boolean(env, 'METRICS_ENABLED', false),
+    metricsPort: metricsPort(env, port),
   };
 }

@@ -1,0 +1,151 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DynamicModule } from '@nestjs/common';
+import type { FastifyInstance } from 'fastify';
+import type * as NestjsPino from 'nestjs-pino';
+import type { DestinationStream, LoggerOptions } from 'pino';
+import { requestIdOf } from '..';
+import type { AppConfig } from './config/app-config';
+import { routeTemplateOf } from './route-template';
+
+/**
+ * Defence in depth: the request line carries no headers or bodies at all, and the module's own lines
+ * name no secret; should an object with one of these keys ever be logged, its value is replaced.
+ */
+const SECRET_FIELDS = [
+  'password',
+  'old_password',
+  'new_password',
+  'token',
+  'access_token',
+  'refresh_token',
+  'mfa_token',
+  'code',
+  'recovery_codes',
+  'secret',
+  'otpauth_url',
+  'authorization',
+  'cookie',
+  'set-cookie',
+];
+/**
+ * Top-level fields only (the lines are flat), and the headers pino's usual serializers would write:
+ * wildcard paths (`*.password`) made each line cost five times as much (BENCHMARKS.md).
+ */
+export const REDACTED_PATHS = [
+  ...SECRET_FIELDS.map((field) => `["${field}"]`),
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+];
+
+/** The query string can hold an email (admin search): the path alone is logged. */
+function pathOf(request: IncomingMessage): string {
+  const url = (request as { originalUrl?: string }).originalUrl ?? request.url ?? '';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+function requestLine(request: IncomingMessage, response: ServerResponse, durationMs: number): object {
+  return {
+    method: request.method,
+    route: routeTemplateOf(request) ?? null,
+    path: pathOf(request),
+    status: response.statusCode,
+    duration_ms: durationMs,
+  };
+}
+
+export function loggerOptions(config: AppConfig): LoggerOptions {
+  const logger: LoggerOptions = {
+    level: config.logLevel,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    formatters: { level: (label) => ({ level: label }) },
+    timestamp: () => `,"time":"${new Date().toISOString()}"`,
+  };
+  if (config.logFormat === 'pretty') {
+    // A development aid (a dev dependency, like the rest of the standalone server's packages).
+    logger.transport = { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } };
+  }
+  return logger;
+}
+
+type Response = ServerResponse & { once(event: 'finish', listener: () => void): unknown };
+
+/**
+ * Every line logged while a request is served carries its id (the one the problem details of a 500
+ * carry), and one line closes it with route template, status and duration. Done in the adapter's own
+ * hooks rather than as Nest middleware (nestjs-pino's default): on Fastify that middleware cost about
+ * a third of the throughput of a cheap route (BENCHMARKS.md).
+ */
+export function logRequests(adapter: 'fastify' | 'express', instance: unknown, pinoLogger: NestjsPino.PinoLogger): void {
+  const root = () => (pinoLogger.constructor as typeof NestjsPino.PinoLogger).root;
+  const finished = (request: IncomingMessage, response: ServerResponse, durationMs: number) => {
+    const line = { request_id: requestIdOf(request), ...requestLine(request, response, Math.round(durationMs)) };
+    if (response.statusCode >= 500) root().error(line, 'request failed');
+    else root().info(line, 'request completed');
+  };
+  if (adapter === 'fastify') {
+    const fastify = instance as FastifyInstance;
+    fastify.addHook('onRequest', (request, _reply, done) => {
+      pinoLogger.runInContext(done, { bindings: { request_id: requestIdOf(request) } });
+    });
+    fastify.addHook('onResponse', (request, reply, done) => {
+      finished(request.raw, reply.raw, reply.elapsedTime);
+      done();
+    });
+    return;
+  }
+  const express = instance as { use(handler: (request: IncomingMessage, response: Response, next: () => void) => void): void };
+  express.use((request, response, next) => {
+    const started = process.hrtime.bigint();
+    response.once('finish', () => finished(request, response, Number(process.hrtime.bigint() - started) / 1e6));
+    pinoLogger.runInContext(next, { bindings: { request_id: requestIdOf(request) } });
+  });
+}
+
+/**
+ * The standalone server's logger: nestjs-pino for Nest's `Logger` (which the module logs through, so a
+ * host keeps whatever logger it chose) and one line per request. Loaded only when used: the library
+ * never imports it.
+ */
+export function loggingModule(config: AppConfig, destination?: DestinationStream): DynamicModule {
+  if (config.logFormat === 'pretty') assertPrettyInstalled();
+  const { LoggerModule } = require('nestjs-pino') as typeof NestjsPino;
+  const options = loggerOptions(config);
+  const target = destination ?? (config.logFormat === 'pretty' ? undefined : stdoutBuffered());
+  return LoggerModule.forRoot({
+    pinoHttp: target ? [options, target] : options,
+    // No middleware of its own: `logRequests` does its work in the adapter's hooks.
+    forRoutes: [],
+  });
+}
+
+/**
+ * Asynchronous writes: lines logged while a write is under way go out together in the next, so a busy
+ * server makes fewer write(2) calls, and an idle one shows each line at once (a minimum block size
+ * would hold a quiet server's lines back). Flushed at shutdown; a crash can lose the lines in flight.
+ */
+let buffered: ReturnType<typeof import('pino').destination> | undefined;
+
+function stdoutBuffered(): DestinationStream {
+  const pino = require('pino') as typeof import('pino');
+  buffered ??= pino.destination({ dest: 1, sync: false });
+  return buffered;
+}
+
+/** Writes out what the buffer holds; called when the app shuts down (a signal ends the process without 'exit'). */
+export function flushLogs(): void {
+  try {
+    buffered?.flushSync();
+  } catch {
+    // Not yet open (nothing written), or stdout already gone: nothing more can be done.
+  }
+}
+
+function assertPrettyInstalled(): void {
+  try {
+    require.resolve('pino-pretty');
+  } catch {
+    throw new Error('LOG_FORMAT=pretty needs the pino-pretty package (npm install --save-dev pino-pretty)');
+  }
+}
