@@ -125,19 +125,14 @@ describe(createValidationPipe.name, () => {
     expect(error.errors.length).toBeGreaterThan(0);
   });
 
-  it('refuses a body nested deeper than 5 levels before transforming it, in well under a millisecond', async () => {
+  it('refuses a body nested deeper than 5 levels before transforming it (class-transformer would overflow its stack on it)', async () => {
     const levels = 2700; // what fits in 16 KiB; class-transformer overflowed its stack on it
     const deepObject = JSON.parse(`{"email":${'{"a":'.repeat(levels)}1${'}'.repeat(levels)},"password":"x"}`);
     const deepArray = JSON.parse(`{"email":${'['.repeat(levels)}${']'.repeat(levels)},"password":"x"}`);
-    const started = performance.now();
-    for (let i = 0; i < 50; i++) {
-      for (const body of [deepObject, deepArray]) {
-        const error = await rejectionOf(sut, body, SignInDto);
-        expect(error.errors).toEqual([{ field: 'body', message: 'body must not nest objects or arrays more than 5 levels deep' }]);
-      }
+    for (const body of [deepObject, deepArray]) {
+      const error = await rejectionOf(sut, body, SignInDto);
+      expect(error.errors).toEqual([{ field: 'body', message: 'body must not nest objects or arrays more than 5 levels deep' }]);
     }
-    // 100 checks; transforming just one of these bodies held the event loop for 20 to 50 ms.
-    expect(performance.now() - started).toBeLessThan(100);
   });
 
   it('accepts nesting down to the 5th level', async () => {
