@@ -8,7 +8,8 @@ import type * as NestjsPino from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
 import { type AuthModuleOptions, BODY_LIMIT_BYTES, fastifyFrameworkErrors, ProblemDetailsFilter, requestIdOf } from '..';
-import { answerClientError } from './protocol-errors';
+import { answerClientError, refuseDeclaredOversize } from './protocol-errors';
+import { lingerOnClose } from './lingering-close';
 import { securityHeaders } from './security-headers';
 import type { AppConfig } from './config/app-config';
 import { createMetricsRegistry, observeRequests } from './metrics';
@@ -82,13 +83,14 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     });
     if (metricsRegistry) observeRequests('express', express, metricsRegistry);
     express.set('trust proxy', config.trustProxy);
-    express.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
     express.disable('x-powered-by');
     express.getHttpServer().on('clientError', answerClientError);
     express.use((_request: unknown, response: { setHeaders(h: Map<string, string>): void }, next: () => void) => {
       response.setHeaders(headerMap);
       next();
     });
+    express.use(refuseDeclaredOversize(BODY_LIMIT_BYTES));
+    express.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
     app = express;
   }
   if (config.corsOrigins.length > 0) {
@@ -109,6 +111,7 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     logRequests(adapterKind, adapterKind === 'fastify' ? app.getHttpAdapter().getInstance() : app, await app.resolve(PinoLogger));
   }
   app.useGlobalFilters(new ProblemDetailsFilter(app.get(HttpAdapterHost)));
+  lingerOnClose(app.getHttpServer());
   app.enableShutdownHooks();
   setUpSwagger(app);
   return app;
