@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,20 +19,25 @@ type PageBody = { body: { items: { id: number }[]; next_cursor: string | null } 
 
 const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
 
-function cli(databaseUrl: string, ...args: string[]): { status: number | null; out: string } {
+function cli(databaseUrl: string, ...args: string[]): Promise<{ status: number | null; out: string }> {
   return cliWith({ DATABASE_URL: databaseUrl }, ...args);
 }
 
-function cliWith(env: Record<string, string>, ...args: string[]): { status: number | null; out: string } {
+/**
+ * Runs the operator's CLI as its own process. Asynchronously: the apps under test run in this process,
+ * and one blocked in spawnSync keeps whatever transaction it had open (a verification token's insert, which
+ * locks the account's row) until the CLI's own lock on that row gives up (seen as a 1.5 s statement timeout).
+ */
+async function cliWith(env: Record<string, string>, ...args: string[]): Promise<{ status: number | null; out: string }> {
   const cwd = mkdtempSync(join(tmpdir(), 'auth-cli-'));
   try {
-    const result = spawnSync(process.execPath, [CLI_JS, ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? '', JWT_SECRET: TEST_JWT_SECRET, ...env },
-      encoding: 'utf8',
-      timeout: 30_000,
+    return await new Promise((resolve) => {
+      const options = { cwd, env: { PATH: process.env.PATH ?? '', JWT_SECRET: TEST_JWT_SECRET, ...env }, encoding: 'utf8' as const, timeout: 30_000 };
+      execFile(process.execPath, [CLI_JS, ...args], options, (error, stdout, stderr) => {
+        const status = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+        resolve({ status, out: `${stdout}${stderr}`.trim() });
+      });
     });
-    return { status: result.status, out: `${result.stdout}${result.stderr}`.trim() };
   } finally {
     rmSync(cwd, { recursive: true, force: true });
   }
@@ -52,18 +57,18 @@ describe.each(matrix(DATABASES))('admin API on %s with %s', (databaseKind, adapt
 
   it('makes the first admin from the command line; roles travel in tokens and UserResponse', async () => {
     const user = await signUp(t.http);
-    expect(cli(database.url, 'grant-role', user.account.email, 'admin')).toEqual({
+    expect(await cli(database.url, 'grant-role', user.account.email, 'admin')).toEqual({
       status: 0,
       out: `granted the role admin to ${user.account.email}: in effect on every instance from its next request`,
     });
-    expect(cli(database.url, 'grant-role', user.account.email, 'admin')).toMatchObject({ status: 0, out: expect.stringContaining('already has') });
-    expect(cli(database.url, 'grant-role', 'nobody@example.com', 'admin')).toMatchObject({ status: 1, out: 'no account with the email nobody@example.com' });
-    expect(cli(database.url, 'grant-role', user.account.email, 'Not A Role')).toMatchObject({ status: 1 });
+    expect(await cli(database.url, 'grant-role', user.account.email, 'admin')).toMatchObject({ status: 0, out: expect.stringContaining('already has') });
+    expect(await cli(database.url, 'grant-role', 'nobody@example.com', 'admin')).toMatchObject({ status: 1, out: 'no account with the email nobody@example.com' });
+    expect(await cli(database.url, 'grant-role', user.account.email, 'Not A Role')).toMatchObject({ status: 1 });
     const signin = await t.http().post(`${AUTH}/signin`).send(user.account).expect(200);
     expect(signin.body.user.roles).toEqual(['admin']);
     expect(claimsOf(signin.body.access_token).roles).toEqual(['admin']);
     await t.http().get(`${ADMIN}/users`).set(bearer(signin.body.access_token)).expect(200);
-    expect(cli(database.url, 'revoke-role', user.account.email, 'admin')).toMatchObject({ status: 0, out: expect.stringContaining('revoked the role admin') });
+    expect(await cli(database.url, 'revoke-role', user.account.email, 'admin')).toMatchObject({ status: 0, out: expect.stringContaining('revoked the role admin') });
     const events = (await sql(database, "SELECT type, details FROM auth_events WHERE user_id = $1 AND type LIKE 'role_%' ORDER BY id", [user.userId])) as { type: string; details: string }[];
     expect(events.map((e) => [e.type, JSON.parse(e.details)])).toEqual([
       ['role_granted', { role: 'admin', actor: 'cli' }],
@@ -261,7 +266,8 @@ describe.each(matrix(DATABASES))('admin API on %s with %s', (databaseKind, adapt
     expect((await b.http().get(`${ADMIN}/users`).set(bearer(user.token))).status).toBe(403); // cached on B for 60 s
     expect((await a.http().get(`${ADMIN}/users`).set(bearer(user.token))).status).toBe(403); // and on A
     // The whole result on failure: what the command printed says why.
-    expect(cliWith({ DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL }, 'grant-role', user.account.email, 'admin')).toEqual({ status: 0, out: expect.any(String) });
+    const granted = await cliWith({ DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL }, 'grant-role', user.account.email, 'admin');
+    expect(granted.status === 0 ? 'exit 0' : `exit ${granted.status}: ${granted.out}`).toBe('exit 0');
     expect(await statusOnBOnceChanged(`${ADMIN}/users`, user.token, 403)).toBe(200);
     expect((await a.http().get(`${ADMIN}/users`).set(bearer(user.token))).status).toBe(200);
   });
