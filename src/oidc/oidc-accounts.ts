@@ -58,7 +58,12 @@ export class OidcAccounts {
     // Before any look-up by email, so that this answer says nothing about which addresses have accounts.
     const email = account.email === null ? null : canonicalEmail(account.email);
     if (!account.emailVerified || email === null) return { outcome: 'email_not_verified' };
-    if (await this.users.findByEmail(email)) return { outcome: 'account_exists' };
+    if (await this.users.findByEmail(email)) {
+      // The same provider account may have signed up through a racing callback since the look-up above:
+      // then the account found is its own, linked in the same commit.
+      if (await this.identities.existsBy({ issuer: account.issuer, subject: account.subject })) return this.signIn(account, client);
+      return { outcome: 'account_exists' };
+    }
     return this.createUser(account, email, client);
   }
 
