@@ -1,5 +1,6 @@
 import { DATABASES } from './support/databases';
 import { MailOutbox } from '../src/outbox/mail-outbox.service';
+import { PasswordHasher } from '../src/passwords/password-hasher';
 import { expectProblem, newAccount, signUp, waitUntil } from './support/fixtures';
 import { tokenFromMail } from './support/smtp';
 import { matrix, useTestApp } from './support/test-app';
@@ -172,6 +173,35 @@ describe.each(matrix(DATABASES))('hardening (issue 12) on %s with %s', (database
       expectProblem(refreshed, 401, 'Invalid or expired refresh token');
     }
     for (const signin of signins) expect([200, 401]).toContain(signin.status);
+  });
+
+  it('opens no session for a sign-in whose password check finished after a password change committed (finding 1, made deterministic)', async () => {
+    const account = newAccount();
+    const { token } = await signUp(t.http, account);
+    // The sign-in reads the account, then its hash check is held until the change has answered.
+    const hasher = t.app.get(PasswordHasher);
+    const verify = hasher.verify.bind(hasher);
+    let changed!: () => void;
+    const changeAnswered = new Promise<void>((resolve) => (changed = resolve));
+    let checking!: () => void;
+    const signinChecking = new Promise<void>((resolve) => (checking = resolve));
+    const spy = jest.spyOn(hasher, 'verify').mockImplementationOnce(async (...args) => {
+      checking();
+      const check = await verify(...args);
+      await changeAnswered;
+      return check;
+    });
+    try {
+      const signin = t.http().post(`${AUTH}/signin`).send({ email: account.email, password: account.password }).then((res) => res);
+      await signinChecking;
+      const newPassword = 'a brand new passphrase 9';
+      await t.http().post(`${AUTH}/change-password`).auth(token, { type: 'bearer' }).send({ old_password: account.password, new_password: newPassword }).expect(200);
+      changed();
+      expectProblem(await signin, 401, 'Invalid email or password');
+    } finally {
+      changed();
+      spy.mockRestore();
+    }
   });
 });
 

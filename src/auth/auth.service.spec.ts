@@ -4,7 +4,7 @@ import { TooManyRequestsException } from '../common/exceptions';
 import type { TransactionRunner } from '../common/transaction-runner';
 import type { MailOutbox } from '../outbox/mail-outbox.service';
 import type { OutboxWorker } from '../outbox/outbox.worker';
-import type { SessionsService } from '../sessions/sessions.service';
+import { PASSWORD_ONLY, type SessionsService } from '../sessions/sessions.service';
 import type { AuditService } from '../audit/audit.service';
 import { User } from '../users/user.entity';
 import { UserAlreadyExistsError, UsersService } from '../users/users.service';
@@ -74,7 +74,6 @@ function newMocks() {
       findByIdWithPassword: jest.fn().mockResolvedValue(null),
       changePassword: jest.fn().mockResolvedValue(true),
       replacePasswordHash: jest.fn().mockResolvedValue(true),
-      lockTokenVersion: jest.fn().mockResolvedValue(0),
     },
     hasher: {
       hash: jest.fn().mockResolvedValue(NEW_HASH),
@@ -110,6 +109,7 @@ function newMocks() {
     },
     sessions: {
       start: jest.fn().mockResolvedValue({ sessionId: 'session-1', refreshToken: 'refresh-1' }),
+      startAtVersion: jest.fn().mockResolvedValue({ sessionId: 'session-1', refreshToken: 'refresh-1' }),
       revokeAll: jest.fn().mockResolvedValue(undefined),
     },
     config: {
@@ -275,7 +275,7 @@ describe(AuthService.name, () => {
       expect(response.access_token).toBe('signed.jwt.token');
       expect(response.user).not.toHaveProperty('hashed_password');
       expect(JSON.stringify(response)).not.toContain(STORED_HASH);
-      expect(mocks.sessions.start).toHaveBeenCalledWith(TX, 7, { userAgent: 'jest', ip: '203.0.113.9' });
+      expect(mocks.sessions.startAtVersion).toHaveBeenCalledWith(TX, 7, user.tokenVersion, { userAgent: 'jest', ip: '203.0.113.9' }, PASSWORD_ONLY);
       expect(mocks.accessTokens.issue).toHaveBeenCalledWith(user, expect.objectContaining({ sessionId: 'session-1' }));
       expect(response.refresh_token).toBe('refresh-1');
       expect(mocks.signinFailures.succeeded).toHaveBeenCalledWith('ada@example.com', ctx.ip);
@@ -296,10 +296,10 @@ describe(AuthService.name, () => {
     it('opens no session when a password change committed after the check', async () => {
       mocks.users.findByEmailWithPassword.mockResolvedValue(userStub({ tokenVersion: 0 }));
       mocks.hasher.verify.mockResolvedValue('match');
-      mocks.users.lockTokenVersion.mockResolvedValue(1);
+      mocks.sessions.startAtVersion.mockResolvedValue(null); // the version it was asked for is gone
 
       await expectRejection(sut.signIn(signInDto(), ctx), UnauthorizedException, 'Invalid email or password');
-      expect(mocks.sessions.start).not.toHaveBeenCalled();
+      expect(mocks.sessions.startAtVersion).toHaveBeenCalledWith(TX, 7, 0, expect.anything(), PASSWORD_ONLY);
       expect(mocks.accessTokens.issue).not.toHaveBeenCalled();
     });
 

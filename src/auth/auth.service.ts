@@ -16,7 +16,7 @@ import { TransactionRunner } from '../common/transaction-runner';
 import { AuditService } from '../audit/audit.service';
 import { CappedKind, MailOutbox } from '../outbox/mail-outbox.service';
 import { OutboxWorker } from '../outbox/outbox.worker';
-import { OIDC_AND_OTP, PASSWORD_AND_OTP, Rotation, SessionClient, SessionsService, StartedSession } from '../sessions/sessions.service';
+import { OIDC_AND_OTP, PASSWORD_AND_OTP, PASSWORD_ONLY, Rotation, SessionClient, SessionsService, StartedSession } from '../sessions/sessions.service';
 import { User } from '../users/user.entity';
 import { normalizeEmail, UserAlreadyExistsError, UsersService } from '../users/users.service';
 import { AccessTokenService } from './access-token.service';
@@ -138,12 +138,10 @@ export class AuthService implements OnApplicationShutdown {
     }
     await this.signinFailures.succeeded(email, ctx.ip);
     const session = await this.transactions.run(async (manager) => {
-      // A password change or reset that committed after the check above ends every session, and this
-      // one must not slip in after it: opened against the old password, it would outlive the change.
-      if ((await this.users.lockTokenVersion(manager, user.id)) !== user.tokenVersion) {
-        throw new UnauthorizedException(AuthErrors.INVALID_CREDENTIALS);
-      }
-      const started = await this.sessions.start(manager, user.id, clientOf(ctx));
+      // Not when a password change or reset committed after the check above: opened against the old
+      // password, the session would outlive the change.
+      const started = await this.sessions.startAtVersion(manager, user.id, user.tokenVersion, clientOf(ctx), PASSWORD_ONLY);
+      if (!started) throw new UnauthorizedException(AuthErrors.INVALID_CREDENTIALS);
       await this.auditLog.record(manager, { type: 'signin', userId: user.id, sessionId: started.sessionId, client: clientOf(ctx), details: { amr: started.amr } });
       return started;
     });
@@ -170,11 +168,10 @@ export class AuthService implements OnApplicationShutdown {
       if (!factor) return { factor };
       if (!(await this.mfa.spendChallenge(manager, challenge))) throw new UnauthorizedException(AuthErrors.INVALID_MFA_TOKEN);
       // As for a password sign-in: a password change since the first half ends this one.
-      if ((await this.users.lockTokenVersion(manager, user.id)) !== challenge.tokenVersion) {
-        throw new UnauthorizedException(AuthErrors.INVALID_MFA_TOKEN);
-      }
+      const level = challenge.firstFactor === 'oidc' ? OIDC_AND_OTP : PASSWORD_AND_OTP;
+      const session = await this.sessions.startAtVersion(manager, user.id, challenge.tokenVersion, clientOf(ctx), level);
+      if (!session) throw new UnauthorizedException(AuthErrors.INVALID_MFA_TOKEN);
       if (factor === 'recovery-code') await this.outbox.enqueue(manager, 'recovery-code-used', user);
-      const session = await this.sessions.start(manager, user.id, clientOf(ctx), challenge.firstFactor === 'oidc' ? OIDC_AND_OTP : PASSWORD_AND_OTP);
       const client = clientOf(ctx);
       if (factor === 'recovery-code') await this.auditLog.record(manager, { type: 'recovery_code_used', userId: user.id, sessionId: session.sessionId, client });
       await this.auditLog.record(manager, { type: 'signin', userId: user.id, sessionId: session.sessionId, client, details: { amr: session.amr } });

@@ -114,6 +114,23 @@ export class SessionsService {
    * the user already has `MAX_SESSIONS_PER_USER` live sessions, the least recently used end.
    */
   async start(manager: EntityManager, userId: number, client: SessionClient, level: SessionLevel = PASSWORD_ONLY): Promise<StartedSession> {
+    const started = await this.open(manager, userId, null, client, level);
+    if (!started) throw new Error(`no account ${userId} to open a session for`);
+    return started;
+  }
+
+  /**
+   * `start`, for a sign-in checked against the account as it was read before: null, and nothing written,
+   * when its token version is no longer `tokenVersion` (a password change or reset committed since; it
+   * ends every session, and one opened against the old password must not slip in after it). On
+   * PostgreSQL the account's row is locked, so a change cannot commit in between, by the statement that
+   * opens the session.
+   */
+  startAtVersion(manager: EntityManager, userId: number, tokenVersion: number, client: SessionClient, level: SessionLevel): Promise<StartedSession | null> {
+    return this.open(manager, userId, tokenVersion, client, level);
+  }
+
+  private async open(manager: EntityManager, userId: number, tokenVersion: number | null, client: SessionClient, level: SessionLevel): Promise<StartedSession | null> {
     const now = this.config.clock();
     const refreshToken = newOpaqueToken();
     const session: Session = {
@@ -128,18 +145,24 @@ export class SessionsService {
       ...clientColumns(client),
     };
     const evicted = this.transactions.isPostgres
-      ? await this.openInOneStatement(manager, session, sha256Hex(refreshToken))
-      : await this.open(manager, session, sha256Hex(refreshToken));
+      ? await this.openInOneStatement(manager, session, sha256Hex(refreshToken), tokenVersion)
+      : await this.openStatementByStatement(manager, session, sha256Hex(refreshToken), tokenVersion);
+    if (evicted === null) return null;
     if (evicted > 0) this.transactions.afterCommit(manager, () => this.changes.notify(userId));
     return { sessionId: session.id, refreshToken, ...level };
   }
 
   /**
-   * `start`'s writes, statement by statement: revoke the live sessions past the newest
-   * MAX_SESSIONS_PER_USER - 1 (none, almost always), insert the session and its first refresh token.
-   * Returns how many sessions were revoked.
+   * `open`'s writes, statement by statement (SQLite, whose transactions run one at a time: the version read
+   * needs no lock): revoke the live sessions past the newest MAX_SESSIONS_PER_USER - 1 (none, almost
+   * always), insert the session and its first refresh token. Returns how many sessions were revoked, or
+   * null when the token version is not `tokenVersion`.
    */
-  private async open(manager: EntityManager, session: Session, tokenHash: string): Promise<number> {
+  private async openStatementByStatement(manager: EntityManager, session: Session, tokenHash: string, tokenVersion: number | null): Promise<number | null> {
+    if (tokenVersion !== null) {
+      const account = await manager.getRepository(User).findOne({ select: { id: true, tokenVersion: true }, where: { id: session.userId } });
+      if (account?.tokenVersion !== tokenVersion) return null;
+    }
     const sessions = manager.getRepository(Session);
     const beyondCap = sessions
       .createQueryBuilder('live')
@@ -163,31 +186,37 @@ export class SessionsService {
   }
 
   /**
-   * The same writes as `open` in one round trip on PostgreSQL (data-modifying CTEs): a sign-in's
-   * transaction is mostly waiting on round trips. The eviction reads the sessions as they were before
-   * the statement, so the new session is never among those it ends.
+   * The same in one round trip on PostgreSQL (data-modifying CTEs): a sign-in's transaction is mostly
+   * waiting on round trips. `account` locks the user's row (`FOR UPDATE`, which waits for a password
+   * change in progress and then reads the row as it committed) and is empty when the token version moved
+   * on; every write hangs off it, so then none happens. The eviction reads the sessions as they were
+   * before the statement, so the new session is never among those it ends.
    */
-  private async openInOneStatement(manager: EntityManager, session: Session, tokenHash: string): Promise<number> {
+  private async openInOneStatement(manager: EntityManager, session: Session, tokenHash: string, tokenVersion: number | null): Promise<number | null> {
+    const users = this.tableOf(manager, User);
     const sessions = this.tableOf(manager, Session);
     const tokens = this.tableOf(manager, RefreshToken);
+    const versioned = tokenVersion !== null;
     const [row] = (await manager.query(
-      `WITH evicted AS (
+      `WITH account AS MATERIALIZED (
+         SELECT id FROM ${users} WHERE id = $2::integer${versioned ? ' AND token_version = $11::integer FOR UPDATE' : ''}
+       ), evicted AS (
          UPDATE ${sessions} SET revoked_at = $1::timestamptz
          WHERE id IN (
            SELECT id FROM ${sessions}
            WHERE user_id = $2::integer AND revoked_at IS NULL AND expires_at > $1::timestamptz
            ORDER BY last_used_at DESC, created_at DESC OFFSET $3::integer
-         )
+         ) AND EXISTS (SELECT 1 FROM account)
          RETURNING id
        ), opened AS (
          INSERT INTO ${sessions} (id, user_id, created_at, last_used_at, expires_at, revoked_at, aal, amr, user_agent, ip)
-         VALUES ($4, $2, $1, $1, $5, NULL, $6, $7, $8, $9)
+         SELECT $4::varchar, id, $1::timestamptz, $1::timestamptz, $5::timestamptz, NULL, $6::varchar, $7::varchar, $8::varchar, $9::varchar FROM account
          RETURNING id
        ), first_token AS (
          INSERT INTO ${tokens} (token_hash, session_id, created_at, spent_at)
          SELECT $10::varchar, id, $1::timestamptz, NULL FROM opened
        )
-       SELECT count(*)::integer AS evicted FROM evicted`,
+       SELECT (SELECT count(*)::integer FROM account) AS admitted, (SELECT count(*)::integer FROM evicted) AS evicted`,
       [
         session.createdAt,
         session.userId,
@@ -199,9 +228,10 @@ export class SessionsService {
         session.userAgent,
         session.ip,
         tokenHash,
+        ...(versioned ? [tokenVersion] : []),
       ],
-    )) as { evicted: number }[];
-    return row.evicted;
+    )) as { admitted: number; evicted: number }[];
+    return row.admitted === 1 ? row.evicted : null;
   }
 
   /**
@@ -281,7 +311,7 @@ export class SessionsService {
     return row.claimed === 1;
   }
 
-  private tableOf(manager: EntityManager, entity: typeof Session | typeof RefreshToken): string {
+  private tableOf(manager: EntityManager, entity: typeof Session | typeof RefreshToken | typeof User): string {
     return manager.connection.driver.escape(manager.connection.getMetadata(entity).tableName);
   }
 

@@ -298,12 +298,4 @@ export class UsersService {
     );
     return result.affected === 1;
   }
-
-  /** The user's token version, read under a row lock (PostgreSQL) so a password change cannot commit in between. */
-  async lockTokenVersion(manager: EntityManager, id: number): Promise<number | null> {
-    // One statement: the lock and the read together (SQLite runs one transaction at a time anyway).
-    const query = manager.getRepository(User).createQueryBuilder('user').select('user.token_version', 'version').where('user.id = :id', { id });
-    const row = await (this.transactions.isPostgres ? query.setLock('pessimistic_write') : query).getRawOne<{ version: number }>();
-    return row?.version ?? null;
-  }
 }
