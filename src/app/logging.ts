@@ -116,9 +116,12 @@ type Response = ServerResponse & { once(event: 'finish', listener: () => void): 
 export function logRequests(adapter: 'fastify' | 'express', instance: unknown, pinoLogger: NestjsPino.PinoLogger): void {
   const root = () => (pinoLogger.constructor as typeof NestjsPino.PinoLogger).root;
   const finished = (request: IncomingMessage, response: ServerResponse, durationMs: number) => {
+    const logger = root();
+    const failed = response.statusCode >= 500;
+    if (!logger.isLevelEnabled(failed ? 'error' : 'info')) return; // LOG_LEVEL=warn: no line to build
     const line = { request_id: requestIdOf(request), ...requestLine(request, response, Math.round(durationMs)) };
-    if (response.statusCode >= 500) root().error(line, 'request failed');
-    else root().info(line, 'request completed');
+    if (failed) logger.error(line, 'request failed');
+    else logger.info(line, 'request completed');
   };
   if (adapter === 'fastify') {
     (instance as FastifyInstance).addHook('onResponse', (request, reply, done) => {

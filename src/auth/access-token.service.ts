@@ -2,6 +2,9 @@ import { Inject, Injectable } from '@nestjs/common';
 import { AUTH_CONFIG, AuthConfig } from '../options/auth-config';
 import { decodeJws, signJws, verifyJwsSignature } from '../signing-keys/compact-jws';
 import { SigningKeys } from '../signing-keys/signing-keys.service';
+import type { StartedSession } from '../sessions/sessions.service';
+import type { User } from '../users/user.entity';
+import { type TokenResponse, UserResponse } from './dto/responses.dto';
 
 /** `typ` claim of access tokens: no other token this service issues can stand in for one (RFC 8725 3.11). */
 export const ACCESS_TOKEN_TYPE = 'access';
@@ -28,12 +31,13 @@ export interface IssuedAccessToken {
   expiresInSeconds: number;
 }
 
-/** Signatures checked with a key pair are remembered (bounded): one Ed25519 or P-256 check costs ~100 µs. */
+/** Tokens checked are remembered (bounded): one Ed25519 or P-256 check costs ~100 µs, HS256 and the decoding ~15 µs. */
 const VERIFIED_CACHE_MAX = 10_000;
 
 interface Verified {
   payload: Record<string, unknown>;
-  kid: string;
+  /** Always set with published keys; a token from before tokens named their key has none (HS256). */
+  kid: string | undefined;
 }
 
 /** Issues access tokens and checks the ones presented: signature, algorithm, key, `iss`, `aud`, `exp`. */
@@ -42,7 +46,8 @@ export class AccessTokenService {
   /**
    * Tokens whose signature checked out, by the whole token: a client sends the same token many times,
    * and an asymmetric check would otherwise halve the guarded route's throughput (BENCHMARKS.md,
-   * "Signing keys"). Whether the key is still published, and the claims, are checked on every request.
+   * "Signing keys"); with HS256 the HMAC and the JSON decoding were a tenth of `GET /me`. Whether the
+   * key is still published, and the claims (`exp` above all), are checked on every request.
    */
   private readonly verified = new Map<string, Verified>();
 
@@ -70,6 +75,19 @@ export class AccessTokenService {
     return { token: signJws(claims, algorithm, kid, key), expiresInSeconds: this.config.accessTokenTtlSeconds };
   }
 
+  /** What every sign-in answers (password, second factor, provider) and refresh: tokens and the user. */
+  tokenResponse(user: User, session: StartedSession): TokenResponse {
+    const { token, expiresInSeconds } = this.issue(user, session);
+    return {
+      access_token: token,
+      token_type: 'bearer',
+      expires_in: expiresInSeconds,
+      refresh_token: session.refreshToken,
+      refresh_expires_in: this.config.refreshTokenTtlSeconds,
+      user: UserResponse.from(user),
+    };
+  }
+
   /**
    * The claims of a token this service signed and that is still valid, or null. The algorithm is the
    * configured one, never the token's choice (RFC 8725 3.1: no `none`, no HS256 made with a public key),
@@ -91,12 +109,13 @@ export class AccessTokenService {
 
   private async signedPayload(token: string): Promise<Record<string, unknown> | null> {
     const cached = this.verified.get(token);
-    if (cached) return this.keys.isPublished(cached.kid) ? cached.payload : null;
+    // A published key can be revoked or retire; the HS256 secret stays what it was at start-up.
+    if (cached) return !this.keys.publishesKeys || this.keys.isPublished(cached.kid!) ? cached.payload : null;
     const jws = decodeJws(token);
     if (!jws) return null;
     const key = await this.keys.verificationKey(jws.header.kid, jws.header.alg);
     if (!key || !verifyJwsSignature(this.config.jwtAlgorithm, key, jws.signingInput, jws.signature)) return null;
-    if (this.keys.publishesKeys && jws.header.kid !== undefined) {
+    if (!this.keys.publishesKeys || jws.header.kid !== undefined) {
       if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
       this.verified.set(token, { payload: jws.payload, kid: jws.header.kid });
     }

@@ -1,8 +1,7 @@
-import { Controller, Get, HttpCode, HttpStatus, Param, Post, Put, UseFilters, UseGuards, UseInterceptors } from '@nestjs/common';
+import { Controller, Get, HttpCode, HttpStatus, Param, Post, Put, UseFilters, UseGuards } from '@nestjs/common';
 import { AuthErrors } from '../common/auth.errors';
 import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '../common/openapi';
 import { ProblemDetailsFilter } from '../common/problem-details.filter';
-import { UnexpectedErrorInterceptor } from '../common/unexpected-error.interceptor';
 import { AuthThrottlerGuard } from '../rate-limits/auth-throttler.guard';
 import { User } from '../users/user.entity';
 import { AdminService } from './admin.service';
@@ -25,7 +24,6 @@ const cursorQuery = ApiQuery({ name: 'cursor', required: false, schema: { type: 
 @Controller('admin')
 @UseGuards(AuthThrottlerGuard)
 @UseFilters(ProblemDetailsFilter)
-@UseInterceptors(UnexpectedErrorInterceptor)
 @Roles('admin')
 @RequireAal('aal2')
 export class AdminController {

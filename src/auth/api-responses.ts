@@ -4,7 +4,7 @@ import { AuthErrors } from '../common/auth.errors';
 import { VALIDATION_FAILED } from '../common/exceptions';
 import { ApiBearerAuth, ApiExtraModels, ApiOperation, ApiResponse, getSchemaPath } from '../common/openapi';
 import { PARSER_ERRORS } from '../common/problem-details.filter';
-import { OnUnexpectedError } from '../common/unexpected-error.interceptor';
+import { OnUnexpectedError } from '../common/unexpected-error';
 import { Public } from './decorators';
 import { ProblemResponse } from './dto/responses.dto';
 import { JwtAuthGuard } from './jwt-auth.guard';

@@ -13,7 +13,6 @@ import {
   Res,
   UseFilters,
   UseGuards,
-  UseInterceptors,
 } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '../common/openapi';
 import { AdminService } from './admin.service';
@@ -21,7 +20,6 @@ import { AccountService } from '../account/account.service';
 import { EventPageResponse, MAX_PAGE_SIZE, PageQueryDto } from './dto/admin.dto';
 import { ValidQuery } from './validated-query';
 import { ProblemDetailsFilter } from '../common/problem-details.filter';
-import { UnexpectedErrorInterceptor } from '../common/unexpected-error.interceptor';
 import { User } from '../users/user.entity';
 import { AuthThrottlerGuard } from '../rate-limits/auth-throttler.guard';
 import { AuthErrors, AuthMessages } from '../common/auth.errors';
@@ -62,11 +60,17 @@ import { ValidBody } from './validated-body';
 type HttpRequest = Parameters<RefreshTokenCookie['read']>[0];
 type HttpResponse = Parameters<RefreshTokenCookie['deliver']>[0];
 
+/** The refusals of the routes that take the current password and a recent sign-in: change-email, DELETE /me. */
+const PASSWORD_CONFIRMED_PROBLEMS = {
+  400: [AuthErrors.INCORRECT_CURRENT_PASSWORD],
+  403: [AuthErrors.ADDITIONAL_AUTH_REQUIRED, AuthErrors.RECENT_SIGNIN_REQUIRED],
+  429: [AuthErrors.TOO_MANY_SIGNIN_FAILURES],
+};
+
 @ApiTags('Authentication')
 @Controller()
 @UseGuards(AuthThrottlerGuard)
 @UseFilters(ProblemDetailsFilter)
-@UseInterceptors(UnexpectedErrorInterceptor)
 export class AuthController {
   constructor(
     private readonly auth: AuthService,
@@ -349,11 +353,7 @@ export class AuthController {
   @HttpCode(HttpStatus.OK)
   @RequireAal('aal2')
   @BearerJsonRoute({
-    problems: {
-      400: [AuthErrors.INCORRECT_CURRENT_PASSWORD],
-      403: [AuthErrors.ADDITIONAL_AUTH_REQUIRED, AuthErrors.RECENT_SIGNIN_REQUIRED],
-      429: [AuthErrors.TOO_MANY_SIGNIN_FAILURES],
-    },
+    problems: PASSWORD_CONFIRMED_PROBLEMS,
     unexpected: AuthErrors.CHANGE_EMAIL_FAILED,
     hashes: true,
   })
@@ -395,11 +395,7 @@ export class AuthController {
   @Delete('me')
   @RequireAal('aal2')
   @BearerJsonRoute({
-    problems: {
-      400: [AuthErrors.INCORRECT_CURRENT_PASSWORD],
-      403: [AuthErrors.ADDITIONAL_AUTH_REQUIRED, AuthErrors.RECENT_SIGNIN_REQUIRED],
-      429: [AuthErrors.TOO_MANY_SIGNIN_FAILURES],
-    },
+    problems: PASSWORD_CONFIRMED_PROBLEMS,
     unexpected: AuthErrors.DELETE_ACCOUNT_FAILED,
     hashes: true,
   })

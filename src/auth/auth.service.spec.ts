@@ -61,6 +61,16 @@ const NOW = new Date('2026-03-04T05:06:07.000Z');
 /** Stands for the transaction every write of one flow must share. */
 const TX = { transaction: 'tx' } as unknown as EntityManager;
 
+/** `issue` mocked; `tokenResponse` the real one, around it. */
+function accessTokensMock() {
+  const mock = {
+    issue: jest.fn().mockReturnValue({ token: 'signed.jwt.token', expiresInSeconds: 1800 }),
+    config: { refreshTokenTtlSeconds: 2_592_000 },
+    tokenResponse: (...args: Parameters<AccessTokenService['tokenResponse']>) => AccessTokenService.prototype.tokenResponse.apply(mock as never, args),
+  };
+  return mock;
+}
+
 function newMocks() {
   return {
     users: {
@@ -80,9 +90,7 @@ function newMocks() {
       verify: jest.fn().mockResolvedValue('mismatch'),
       assertCapacity: jest.fn(),
     },
-    accessTokens: {
-      issue: jest.fn().mockReturnValue({ token: 'signed.jwt.token', expiresInSeconds: 1800 }),
-    },
+    accessTokens: accessTokensMock(),
     resetTokens: {
       peek: jest.fn().mockResolvedValue(null),
       redeem: jest.fn().mockResolvedValue(null),

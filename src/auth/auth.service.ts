@@ -97,7 +97,7 @@ export class AuthService implements OnApplicationShutdown {
     }
     this.mailWorker.wake();
     this.audit('signed_up', user.id, ctx, session.sessionId);
-    return this.tokenResponse(user, session);
+    return this.accessTokens.tokenResponse(user, session);
   }
 
   async signIn(dto: SignInDto, ctx: RequestContext): Promise<TokenResponse> {
@@ -147,7 +147,7 @@ export class AuthService implements OnApplicationShutdown {
     });
     this.audit('signed_in', user.id, ctx, session.sessionId);
     this.metrics.signin('password', 'success');
-    return this.tokenResponse(user, session);
+    return this.accessTokens.tokenResponse(user, session);
   }
 
   /**
@@ -187,7 +187,7 @@ export class AuthService implements OnApplicationShutdown {
     await this.signinFailures.succeeded(user.email, ctx.ip);
     this.audit(outcome.factor === 'recovery-code' ? 'signed_in_recovery_code' : 'signed_in_mfa', user.id, ctx, outcome.session.sessionId);
     this.metrics.signin('mfa', 'success');
-    return this.tokenResponse(user, outcome.session);
+    return this.accessTokens.tokenResponse(user, outcome.session);
   }
 
   /** `PATCH /me`: the username and full name; the same rules as at sign-up. */
@@ -281,7 +281,7 @@ export class AuthService implements OnApplicationShutdown {
     if (rotation.outcome === 'rotated' && user) {
       this.audit(rotation.repeated ? 'refreshed_within_grace' : 'refreshed', user.id, ctx, rotation.sessionId);
       this.metrics.refresh(rotation.repeated ? 'within_grace' : 'rotated');
-      return this.tokenResponse(user, rotation);
+      return this.accessTokens.tokenResponse(user, rotation);
     }
     if (rotation.outcome === 'reused') {
       // A token spent a while ago came back: one of its two holders is not the owner. The session is over.
@@ -512,18 +512,6 @@ export class AuthService implements OnApplicationShutdown {
     }
     if (queued) this.mailWorker.wake();
     return queued;
-  }
-
-  private tokenResponse(user: User, session: StartedSession): TokenResponse {
-    const { token, expiresInSeconds } = this.accessTokens.issue(user, session);
-    return {
-      access_token: token,
-      token_type: 'bearer',
-      expires_in: expiresInSeconds,
-      refresh_token: session.refreshToken,
-      refresh_expires_in: this.config.refreshTokenTtlSeconds,
-      user: UserResponse.from(user),
-    };
   }
 
   private alreadyExists(field: 'email' | 'username'): BadRequestException {

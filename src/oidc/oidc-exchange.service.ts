@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { IsNull, MoreThan, Repository } from 'typeorm';
 import { AccessTokenService } from '../auth/access-token.service';
 import type { RequestContext } from '../auth/decorators';
-import { TokenResponse, UserResponse } from '../auth/dto/responses.dto';
+import { TokenResponse } from '../auth/dto/responses.dto';
 import { AuditService } from '../audit/audit.service';
 import { AuthErrors } from '../common/auth.errors';
 import { MfaRequiredException } from '../common/exceptions';
@@ -57,15 +57,7 @@ export class OidcExchange {
       return started;
     });
     this.audit('oidc_signed_in', user.id, ctx);
-    const { token, expiresInSeconds } = this.accessTokens.issue(user, session);
-    return {
-      access_token: token,
-      token_type: 'bearer',
-      expires_in: expiresInSeconds,
-      refresh_token: session.refreshToken,
-      refresh_expires_in: this.config.refreshTokenTtlSeconds,
-      user: UserResponse.from(user),
-    };
+    return this.accessTokens.tokenResponse(user, session);
   }
 
   private audit(event: string, userId: number, ctx: RequestContext): void {

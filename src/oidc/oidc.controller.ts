@@ -1,4 +1,4 @@
-import { Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Req, Res, UseFilters, UseGuards, UseInterceptors } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
 import { BearerJsonRoute, BearerRoute, PublicJsonRoute, PublicRoute } from '../auth/api-responses';
 import { CurrentSessionId, CurrentUser, RequestContext, RequestCtx, RequireAal } from '../auth/decorators';
 import { SuccessResponse, TokenResponse } from '../auth/dto/responses.dto';
@@ -8,7 +8,6 @@ import { ValidQuery } from '../auth/validated-query';
 import { AuthErrors, AuthMessages } from '../common/auth.errors';
 import { ApiOkResponse, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '../common/openapi';
 import { ProblemDetailsFilter } from '../common/problem-details.filter';
-import { UnexpectedErrorInterceptor } from '../common/unexpected-error.interceptor';
 import { AuthThrottlerGuard } from '../rate-limits/auth-throttler.guard';
 import { User } from '../users/user.entity';
 import { IdentitiesService } from './identities.service';
@@ -30,7 +29,6 @@ const REDIRECT_HEADERS = {
 @Controller()
 @UseGuards(AuthThrottlerGuard)
 @UseFilters(ProblemDetailsFilter)
-@UseInterceptors(UnexpectedErrorInterceptor)
 export class OidcController {
   constructor(
     private readonly flow: OidcFlow,
