@@ -156,15 +156,45 @@ export function loggingModule(config: AppConfig, destination?: DestinationStream
 }
 
 /**
- * Asynchronous writes: lines logged while a write is under way go out together in the next, so a busy
- * server makes fewer write(2) calls, and an idle one shows each line at once (a minimum block size
- * would hold a quiet server's lines back). Flushed at shutdown; a crash can lose the lines in flight.
+ * Lines logged in one turn of the event loop go out together in one write(2), at the end of the turn;
+ * a quiet server still shows each line at once. pino's asynchronous destination wrote nearly every line
+ * on its own, through libuv's thread pool, and that hand-off cost a busy server more than formatting
+ * the lines (BENCHMARKS.md, "Logs and metrics"). The write itself is synchronous, as pino's default is:
+ * a stdout that does not drain holds the process up rather than piling lines up in memory.
  */
-let buffered: ReturnType<typeof import('pino').destination> | undefined;
+class TickBatchedDestination implements DestinationStream {
+  private pending: string[] = [];
+  private scheduled = false;
+
+  constructor(private readonly out: ReturnType<typeof import('pino').destination>) {}
+
+  write(line: string): void {
+    this.pending.push(line);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.writePending);
+  }
+
+  /** What is pending, written now; at shutdown (a signal ends the process without 'exit'). */
+  flushSync(): void {
+    this.writePending();
+    this.out.flushSync();
+  }
+
+  private readonly writePending = (): void => {
+    this.scheduled = false;
+    if (this.pending.length === 0) return;
+    const lines = this.pending.join('');
+    this.pending = [];
+    this.out.write(lines);
+  };
+}
+
+let buffered: TickBatchedDestination | undefined;
 
 function stdoutBuffered(): DestinationStream {
   const pino = require('pino') as typeof import('pino');
-  buffered ??= pino.destination({ dest: 1, sync: false });
+  buffered ??= new TickBatchedDestination(pino.destination({ dest: 1, sync: true }));
   return buffered;
 }
 
