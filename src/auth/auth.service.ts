@@ -8,7 +8,6 @@ import {
   OnApplicationShutdown,
   UnauthorizedException,
 } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
 import { MfaRequiredException, TooManyRequestsException } from '../common/exceptions';
 import { MfaService } from '../mfa/mfa.service';
 import { renderSVG } from 'uqr';
@@ -275,13 +274,22 @@ export class AuthService implements OnApplicationShutdown {
 
   /** Exchanges a refresh token for new tokens (`SessionsService.rotate` says how). */
   async refresh(presented: string | undefined, ctx: RequestContext): Promise<TokenResponse> {
-    const { rotation, user } = presented
-      ? await this.transactions.run((manager) => this.rotateForAllowedUser(manager, presented, ctx))
-      : { rotation: { outcome: 'invalid' } as const, user: null };
-    if (rotation.outcome === 'rotated' && user) {
-      this.audit(rotation.repeated ? 'refreshed_within_grace' : 'refreshed', user.id, ctx, rotation.sessionId);
+    const rotation: Rotation = presented
+      ? await this.sessions.rotate(presented, clientOf(ctx), {
+          // The account must still be allowed in; a refusal leaves the presented token as it was.
+          admit: (user) => {
+            if (!user.isActive) throw new ForbiddenException(AuthErrors.INACTIVE_USER);
+            if (this.config.requireVerifiedEmail && !user.isVerified) throw new ForbiddenException(AuthErrors.EMAIL_NOT_VERIFIED);
+          },
+          // Written with the revocation it causes, which commits although the request fails.
+          onReuse: (manager, reuse) =>
+            this.auditLog.record(manager, { type: 'refresh_reused', userId: reuse.userId, sessionId: reuse.sessionId, client: clientOf(ctx) }),
+        })
+      : { outcome: 'invalid' };
+    if (rotation.outcome === 'rotated') {
+      this.audit(rotation.repeated ? 'refreshed_within_grace' : 'refreshed', rotation.user.id, ctx, rotation.sessionId);
       this.metrics.refresh(rotation.repeated ? 'within_grace' : 'rotated');
-      return this.accessTokens.tokenResponse(user, rotation);
+      return this.accessTokens.tokenResponse(rotation.user, rotation);
     }
     if (rotation.outcome === 'reused') {
       // A token spent a while ago came back: one of its two holders is not the owner. The session is over.
@@ -292,27 +300,6 @@ export class AuthService implements OnApplicationShutdown {
       this.metrics.refresh('invalid');
     }
     throw new UnauthorizedException(AuthErrors.INVALID_REFRESH_TOKEN);
-  }
-
-  /**
-   * The account must still be allowed in (active, verified when required); when it is not, the throw
-   * rolls the rotation back and the presented token stays as it was.
-   */
-  private async rotateForAllowedUser(
-    manager: EntityManager,
-    presented: string,
-    ctx: RequestContext,
-  ): Promise<{ rotation: Rotation; user: User | null }> {
-    const rotation = await this.sessions.rotate(manager, presented, clientOf(ctx));
-    if (rotation.outcome === 'reused') {
-      // Written with the revocation it causes, which commits although the request fails.
-      await this.auditLog.record(manager, { type: 'refresh_reused', userId: rotation.userId, sessionId: rotation.sessionId, client: clientOf(ctx) });
-    }
-    if (rotation.outcome !== 'rotated') return { rotation, user: null };
-    const { user } = rotation;
-    if (!user.isActive) throw new ForbiddenException(AuthErrors.INACTIVE_USER);
-    if (this.config.requireVerifiedEmail && !user.isVerified) throw new ForbiddenException(AuthErrors.EMAIL_NOT_VERIFIED);
-    return { rotation, user };
   }
 
   async signOut(user: User, sessionId: string, ctx: RequestContext): Promise<SuccessResponse> {

@@ -43,6 +43,14 @@ export type Rotation =
   /** Unknown, expired, or of a revoked session. */
   | { outcome: 'invalid' };
 
+/** What the caller of `rotate` decides about a presented token. */
+export interface RotationChecks {
+  /** Throws to refuse the token's user (locked, unverified): nothing has been written yet. */
+  admit(user: User): void;
+  /** Writes what goes with the revocation a reused token causes (its audit event), in its transaction. */
+  onReuse(manager: EntityManager, reuse: Extract<Rotation, { outcome: 'reused' }>): Promise<void>;
+}
+
 /** The shape of `randomUUID()`, the only session ids there are. */
 const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -235,12 +243,23 @@ export class SessionsService {
   }
 
   /**
-   * Spends `presented` and gives its session a successor, in the caller's transaction. The conditional
-   * UPDATE is the claim: of several requests presenting one token at once exactly one changes the row
-   * (on PostgreSQL the others wait for its commit and then find the token spent), and the others get
-   * the same successor because it is derived from the token, not drawn at random.
+   * Spends `presented` and gives its session a successor. The conditional UPDATE is the claim: of
+   * several requests presenting one token at once exactly one changes the row (on PostgreSQL the others
+   * wait for its commit and then find the token spent), and the others get the same successor because it
+   * is derived from the token, not drawn at random. `checks.admit` may refuse the token's user (it
+   * throws) before a rotation writes anything; `checks.onReuse` writes alongside the revocation a reuse
+   * causes.
+   *
+   * On PostgreSQL no transaction is opened for a rotation: the look-up and the claim (one statement with
+   * the successor and the session's update) are two round trips; only a reuse opens one. SQLite runs the
+   * whole in one of its serialised transactions.
    */
-  async rotate(manager: EntityManager, presented: string, client: SessionClient): Promise<Rotation> {
+  rotate(presented: string, client: SessionClient, checks: RotationChecks): Promise<Rotation> {
+    if (this.transactions.isPostgres) return this.rotateWith(this.sessions.manager, presented, client, checks, false);
+    return this.transactions.run((manager) => this.rotateWith(manager, presented, client, checks, true));
+  }
+
+  private async rotateWith(manager: EntityManager, presented: string, client: SessionClient, checks: RotationChecks, inTransaction: boolean): Promise<Rotation> {
     const tokens = manager.getRepository(RefreshToken);
     const tokenHash = sha256Hex(presented);
     // The token, its session and the session's user in one round trip (a session never outlives its user:
@@ -260,6 +279,7 @@ export class SessionsService {
     const successor = this.successorOf(presented);
     let spentAt = token.spentAt;
     if (spentAt === null) {
+      checks.admit(session.user);
       const touched = { lastUsedAt: now, expiresAt: this.expiryFrom(now), ...clientColumns(client) };
       const claimed = this.transactions.isPostgres
         ? await this.spendInOneStatement(manager, tokenHash, sha256Hex(successor), touched)
@@ -268,10 +288,17 @@ export class SessionsService {
       spentAt = (await tokens.findOneBy({ tokenHash }))!.spentAt!; // a racing request spent it first
     }
     if (now.getTime() - spentAt.getTime() <= this.config.refreshTokenReuseGraceSeconds * 1000) {
+      checks.admit(session.user);
       return { ...rotated, refreshToken: successor, repeated: true };
     }
-    await this.revokeWhere(manager, session.userId, { id: session.id });
-    return { outcome: 'reused', sessionId: session.id, userId: session.userId };
+    // A reuse ends the session whoever holds the account now.
+    const reused = { outcome: 'reused', sessionId: session.id, userId: session.userId } as const;
+    const revoke = async (writer: EntityManager): Promise<void> => {
+      await this.revokeWhere(writer, session.userId, { id: session.id });
+      await checks.onReuse(writer, reused);
+    };
+    await (inTransaction ? revoke(manager) : this.transactions.run(revoke));
+    return reused;
   }
 
   /**
