@@ -1,7 +1,7 @@
 import { DATABASES } from './support/databases';
 import { MailOutbox } from '../src/outbox/mail-outbox.service';
 import { PasswordHasher } from '../src/passwords/password-hasher';
-import { expectProblem, newAccount, signUp, waitUntil } from './support/fixtures';
+import { expectProblem, holdNextCall, newAccount, signUp, waitUntil } from './support/fixtures';
 import { tokenFromMail } from './support/smtp';
 import { matrix, useTestApp } from './support/test-app';
 
@@ -179,28 +179,17 @@ describe.each(matrix(DATABASES))('hardening (issue 12) on %s with %s', (database
     const account = newAccount();
     const { token } = await signUp(t.http, account);
     // The sign-in reads the account, then its hash check is held until the change has answered.
-    const hasher = t.app.get(PasswordHasher);
-    const verify = hasher.verify.bind(hasher);
-    let changed!: () => void;
-    const changeAnswered = new Promise<void>((resolve) => (changed = resolve));
-    let checking!: () => void;
-    const signinChecking = new Promise<void>((resolve) => (checking = resolve));
-    const spy = jest.spyOn(hasher, 'verify').mockImplementationOnce(async (...args) => {
-      checking();
-      const check = await verify(...args);
-      await changeAnswered;
-      return check;
-    });
+    const hold = holdNextCall(t.app.get(PasswordHasher), 'verify');
     try {
       const signin = t.http().post(`${AUTH}/signin`).send({ email: account.email, password: account.password }).then((res) => res);
-      await signinChecking;
+      await hold.reached;
       const newPassword = 'a brand new passphrase 9';
       await t.http().post(`${AUTH}/change-password`).auth(token, { type: 'bearer' }).send({ old_password: account.password, new_password: newPassword }).expect(200);
-      changed();
+      hold.release();
       expectProblem(await signin, 401, 'Invalid email or password');
     } finally {
-      changed();
-      spy.mockRestore();
+      hold.release();
+      hold.restore();
     }
   });
 });

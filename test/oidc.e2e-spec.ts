@@ -1,7 +1,7 @@
 import { AuthErrors } from '../src/common/auth.errors';
 import { UsersService } from '../src/users/users.service';
 import { createTestDatabase, DATABASES, sql, TestDatabase } from './support/databases';
-import { expectProblem, signUp } from './support/fixtures';
+import { expectProblem, holdNextCall, signUp } from './support/fixtures';
 import {
   APP_REDIRECT,
   Browser,
@@ -124,29 +124,19 @@ describe.each(matrix(DATABASES))('sign-in with an OIDC provider on %s with %s', 
     const browsers = [new Browser(), new Browser()];
     const callbacks = await Promise.all(browsers.map((browser) => authorizeThroughIdp(t, browser, idp, { loginHint: `sub-${id}` })));
     // The first callback found no identity; its look-up by email is held until the second has signed up.
-    const users = t.app.get(UsersService);
-    const findByEmail = users.findByEmail.bind(users);
-    let release!: () => void;
-    const secondDone = new Promise<void>((resolve) => (release = resolve));
-    let held!: () => void;
-    const firstHeld = new Promise<void>((resolve) => (held = resolve));
-    const spy = jest.spyOn(users, 'findByEmail').mockImplementationOnce(async (...args) => {
-      held();
-      await secondDone;
-      return findByEmail(...args);
-    });
+    const hold = holdNextCall(t.app.get(UsersService), 'findByEmail');
     try {
       const first = visitCallback(t, browsers[0], callbacks[0]);
-      await firstHeld;
+      await hold.reached;
       const second = await visitCallback(t, browsers[1], callbacks[1]);
-      release();
+      hold.release();
       const outcomes = [await first, second];
       expect(outcomes.map((outcome) => outcome.error)).toEqual([null, null]);
       const ids = await Promise.all(browsers.map(async (browser, i) => (await exchange(t, browser, outcomes[i].code!).expect(200)).body.user.id));
       expect(ids[0]).toBe(ids[1]);
     } finally {
-      release();
-      spy.mockRestore();
+      hold.release();
+      hold.restore();
     }
   });
 

@@ -255,11 +255,11 @@ export class SessionsService {
    * whole in one of its serialised transactions.
    */
   rotate(presented: string, client: SessionClient, checks: RotationChecks): Promise<Rotation> {
-    if (this.transactions.isPostgres) return this.rotateWith(this.sessions.manager, presented, client, checks, false);
-    return this.transactions.run((manager) => this.rotateWith(manager, presented, client, checks, true));
+    if (this.transactions.isPostgres) return this.rotateWith(this.sessions.manager, presented, client, checks);
+    return this.transactions.run((manager) => this.rotateWith(manager, presented, client, checks));
   }
 
-  private async rotateWith(manager: EntityManager, presented: string, client: SessionClient, checks: RotationChecks, inTransaction: boolean): Promise<Rotation> {
+  private async rotateWith(manager: EntityManager, presented: string, client: SessionClient, checks: RotationChecks): Promise<Rotation> {
     const tokens = manager.getRepository(RefreshToken);
     const tokenHash = sha256Hex(presented);
     // The token, its session and the session's user in one round trip (a session never outlives its user:
@@ -297,7 +297,8 @@ export class SessionsService {
       await this.revokeWhere(writer, session.userId, { id: session.id });
       await checks.onReuse(writer, reused);
     };
-    await (inTransaction ? revoke(manager) : this.transactions.run(revoke));
+    // On PostgreSQL `manager` is outside any transaction (see `rotate`); SQLite's is one already.
+    await (this.transactions.isPostgres ? this.transactions.run(revoke) : revoke(manager));
     return reused;
   }
 

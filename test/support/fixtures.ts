@@ -44,3 +44,22 @@ export async function waitUntil(what: string, check: () => boolean | Promise<boo
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/**
+ * Holds the next call of `object[method]` until `release()`, to make a race happen in a set order:
+ * `reached` resolves when the call arrives, and the real method then runs with the same arguments.
+ */
+export function holdNextCall(object: object, method: string): { reached: Promise<void>; release: () => void; restore: () => void } {
+  const target = object as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const original = target[method].bind(object);
+  let arrive!: () => void;
+  const reached = new Promise<void>((resolve) => (arrive = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const spy = jest.spyOn(target, method).mockImplementationOnce(async (...args: unknown[]) => {
+    arrive();
+    await released;
+    return original(...args);
+  });
+  return { reached, release, restore: () => spy.mockRestore() };
+}
